@@ -1,0 +1,92 @@
+package admission
+
+import (
+	"encoding/json"
+
+	"github.com/admitd/admitd/facts"
+)
+
+// Stage outcomes.
+const (
+	OutcomeAllow   = "allow"
+	OutcomeDeny    = "deny"
+	OutcomeError   = "error"
+	OutcomeSkipped = "skipped"
+)
+
+// CodeStageError is the deny code for a stage that could not be evaluated.
+const CodeStageError = "STAGE_ERROR"
+
+// Violation is one deny or warn entry.
+type Violation struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// StageResult is one stage's part of a decision.
+type StageResult struct {
+	Name       string      `json:"name"`
+	Outcome    string      `json:"outcome"`
+	Deny       []Violation `json:"deny"`
+	Warn       []Violation `json:"warn"`
+	DurationMS *float64    `json:"duration_ms,omitempty"`
+	Explain    []string    `json:"explain,omitempty"`
+}
+
+// Applied records a configuration change made for an allowed decision.
+type Applied struct {
+	Suffrage string `json:"suffrage"`
+	Index    uint64 `json:"index"`
+}
+
+// Decision is the outcome of one evaluation. Decoding one from JSON never
+// yields a Grant: only Evaluate attaches it.
+type Decision struct {
+	DecisionID     string          `json:"decision_id"`
+	Allowed        bool            `json:"allowed"`
+	Enforced       bool            `json:"enforced"`
+	Reason         string          `json:"reason"`
+	Permanent      bool            `json:"permanent"`
+	Candidate      facts.Candidate `json:"candidate"`
+	Stages         []StageResult   `json:"stages"`
+	StoppedAt      string          `json:"stopped_at,omitempty"`
+	PolicyRevision string          `json:"policy_revision"`
+	ConfigIndex    uint64          `json:"config_index"`
+	Applied        *Applied        `json:"applied"`
+	DecidedBy      string          `json:"decided_by,omitempty"`
+	Timestamp      string          `json:"timestamp,omitempty"`
+	EvalMS         float64         `json:"eval_ms"`
+	Facts          json.RawMessage `json:"facts"`
+
+	grant *Grant
+}
+
+// Grant is the proof that the policies allowed a candidate. Its fields are
+// unexported and only Evaluate creates one, so code outside this package
+// cannot fabricate permission to change membership.
+type Grant struct {
+	sealed      bool
+	decisionID  string
+	candidate   facts.Candidate
+	configIndex uint64
+}
+
+// Grant returns the permission attached to an allowed decision.
+func (d *Decision) Grant() (Grant, bool) {
+	if d == nil || d.grant == nil || !d.Allowed {
+		return Grant{}, false
+	}
+	return *d.grant, true
+}
+
+// Valid reports whether g was issued by Evaluate (a zero Grant is not).
+func (g Grant) Valid() bool { return g.sealed }
+
+// Candidate is the node the grant admits.
+func (g Grant) Candidate() facts.Candidate { return g.candidate }
+
+// ConfigIndex is the raft configuration index the facts were read at.
+func (g Grant) ConfigIndex() uint64 { return g.configIndex }
+
+// DecisionID names the decision that issued the grant.
+func (g Grant) DecisionID() string { return g.decisionID }

@@ -1,0 +1,46 @@
+package facts
+
+import "context"
+
+// NodeState is the body of GET /v1/state, served by every node and read by
+// the init-state collector and by topology health checks.
+type NodeState struct {
+	NodeID         string `json:"node_id"`
+	RaftAddr       string `json:"raft_addr"`
+	APIURL         string `json:"api_url"`
+	Initialized    bool   `json:"initialized"`
+	ClusterID      string `json:"cluster_id"`
+	LastIndex      uint64 `json:"last_index"`
+	LastTerm       uint64 `json:"last_term"`
+	Term           uint64 `json:"term"`
+	RaftState      string `json:"raft_state"`
+	LeaderID       string `json:"leader_id"`
+	Version        string `json:"version"`
+	PolicyRevision string `json:"policy_revision"`
+}
+
+// ClusterView is what the topology collector needs from the local raft
+// node; raftglue implements it.
+type ClusterView interface {
+	ClusterConfig(ctx context.Context) (ClusterConfig, error)
+}
+
+// ClusterConfig is the raft configuration as the leader holds it, with each
+// member's API URL from the replicated state.
+type ClusterConfig struct {
+	ClusterID  string
+	Index      uint64 // configuration index from GetConfiguration
+	Term       uint64 // the leader's current term
+	SelfID     string
+	LeaderID   string
+	LeaderAddr string
+	Servers    []ConfigServer
+}
+
+// ConfigServer is one raft server plus its API URL when known.
+type ConfigServer struct {
+	ID       string
+	Address  string
+	Suffrage string // Voter or Nonvoter
+	APIURL   string
+}
