@@ -1,0 +1,260 @@
+// Package admission compiles the policy stages and turns a facts document
+// into a decision. It is pure: no I/O happens during evaluation.
+package admission
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/util"
+
+	"github.com/admitd/admitd/facts"
+)
+
+// Engine is one compiled, prepared policy revision. It is immutable and
+// safe for concurrent use; a reload builds a new Engine.
+type Engine struct {
+	source    string
+	revision  string
+	compiler  *ast.Compiler
+	store     storage.Store
+	caps      *ast.Capabilities
+	files     map[string][]byte
+	stages    []string
+	present   map[string]bool
+	permanent map[string]bool
+	queries   map[string]rego.PreparedEvalQuery
+}
+
+// Revision is the hash of the policy files.
+func (e *Engine) Revision() string { return e.revision }
+
+// Source names where the policies came from.
+func (e *Engine) Source() string { return e.source }
+
+// Stages is the pipeline order.
+func (e *Engine) Stages() []string { return append([]string(nil), e.stages...) }
+
+// Input is a facts document ready for evaluation: the validated document
+// and its value as OPA evaluates it, converted once.
+type Input struct {
+	Doc   *facts.Document
+	Raw   []byte
+	value ast.Value
+}
+
+// NewInput converts a decoded document once for all stages.
+func NewInput(d *facts.Decoded) (*Input, error) {
+	var x any
+	if err := util.UnmarshalJSON(d.Raw, &x); err != nil {
+		return nil, fmt.Errorf("%w: %v", facts.ErrMalformed, err)
+	}
+	v, err := ast.InterfaceToValue(x)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", facts.ErrMalformed, err)
+	}
+	return &Input{Doc: d.Doc, Raw: d.Raw, value: v}, nil
+}
+
+// InputFromDocument encodes a collected document for evaluation.
+func InputFromDocument(doc *facts.Document) (*Input, error) {
+	raw, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	return NewInput(&facts.Decoded{Doc: doc, Raw: raw})
+}
+
+// Evaluate runs the stages in pipeline order and stops at the first stage
+// that does not pass. Any doubt is a deny.
+func (e *Engine) Evaluate(ctx context.Context, in *Input) *Decision {
+	start := time.Now()
+	d := &Decision{
+		DecisionID:     NewID(),
+		Candidate:      in.Doc.Candidate,
+		PolicyRevision: e.revision,
+		Facts:          in.Raw,
+		Timestamp:      start.UTC().Format(time.RFC3339Nano),
+	}
+	if in.Doc.Topology != nil {
+		d.ConfigIndex = in.Doc.Topology.ConfigIndex
+	}
+	passed := e.runStages(ctx, in, d)
+	d.EvalMS = facts.Ms(time.Since(start))
+	e.conclude(d, in, passed)
+	return d
+}
+
+func (e *Engine) runStages(ctx context.Context, in *Input, d *Decision) bool {
+	passed := true
+	for _, name := range e.stages {
+		if !passed {
+			d.Stages = append(d.Stages, skipped(name))
+			continue
+		}
+		r := e.evalStage(ctx, name, in)
+		d.Stages = append(d.Stages, r)
+		if r.Outcome != OutcomeAllow {
+			passed = false
+			d.StoppedAt = name
+		}
+	}
+	return passed
+}
+
+func skipped(name string) StageResult {
+	return StageResult{Name: name, Outcome: OutcomeSkipped, Deny: []Violation{}, Warn: []Violation{}}
+}
+
+// conclude sets the outcome and, only for a full pass with a proven
+// configuration index, the grant.
+func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
+	if !passed {
+		d.Reason = denyReason(d)
+		d.Permanent = e.isPermanent(d)
+		return
+	}
+	topo := in.Doc.Topology
+	if topo == nil || !topo.Collected {
+		d.Reason = "facts: topology was not collected, so no configuration index can be proven"
+		return
+	}
+	d.Allowed = true
+	d.Reason = "all stages allowed"
+	d.grant = &Grant{sealed: true, decisionID: d.DecisionID, candidate: in.Doc.Candidate, configIndex: topo.ConfigIndex}
+}
+
+func denyReason(d *Decision) string {
+	for _, s := range d.Stages {
+		if s.Name != d.StoppedAt {
+			continue
+		}
+		msgs := make([]string, 0, len(s.Deny))
+		for _, v := range s.Deny {
+			msgs = append(msgs, v.Code+": "+v.Message)
+		}
+		return s.Name + ": " + strings.Join(msgs, "; ")
+	}
+	return "no stage allowed the candidate"
+}
+
+// isPermanent says whether every deny is one the policies mark as unable to
+// change by waiting (such as an initialized candidate).
+func (e *Engine) isPermanent(d *Decision) bool {
+	for _, s := range d.Stages {
+		if s.Name != d.StoppedAt {
+			continue
+		}
+		for _, v := range s.Deny {
+			if e.permanent[v.Code] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// evalStage evaluates one stage package; every anomaly is a STAGE_ERROR.
+func (e *Engine) evalStage(ctx context.Context, name string, in *Input) StageResult {
+	start := time.Now()
+	r := StageResult{Name: name, Deny: []Violation{}, Warn: []Violation{}}
+	defer func() {
+		ms := facts.Ms(time.Since(start))
+		r.DurationMS = &ms
+	}()
+	if !e.present[name] {
+		return stageError(r, fmt.Sprintf("stage %s has no package admitd.stages.%s", name, name))
+	}
+	rs, err := e.queries[name].Eval(ctx, rego.EvalParsedInput(in.value))
+	if err != nil {
+		return stageError(r, fmt.Sprintf("stage %s: evaluation failed: %v", name, err))
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return stageError(r, fmt.Sprintf("stage %s: package result undefined", name))
+	}
+	return judge(r, rs[0].Expressions[0].Value)
+}
+
+// judge reads allow, deny and warn from a stage package's value.
+func judge(r StageResult, v any) StageResult {
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return stageError(r, fmt.Sprintf("stage %s: package value is %T, not an object", r.Name, v))
+	}
+	allow, ok := obj["allow"].(bool)
+	if !ok {
+		return stageError(r, fmt.Sprintf("stage %s: allow is undefined or not a boolean", r.Name))
+	}
+	deny, err := violations(obj["deny"])
+	if err != nil {
+		return stageError(r, fmt.Sprintf("stage %s: deny: %v", r.Name, err))
+	}
+	warn, err := violations(obj["warn"])
+	if err != nil {
+		return stageError(r, fmt.Sprintf("stage %s: warn: %v", r.Name, err))
+	}
+	r.Deny, r.Warn = deny, warn
+	switch {
+	case allow && len(deny) == 0:
+		r.Outcome = OutcomeAllow
+	case len(deny) == 0:
+		r.Outcome = OutcomeDeny
+		r.Deny = []Violation{{Code: "NOT_ALLOWED", Message: fmt.Sprintf("stage %s did not allow the candidate and gave no reason", r.Name)}}
+	default:
+		r.Outcome = OutcomeDeny
+	}
+	return r
+}
+
+func stageError(r StageResult, msg string) StageResult {
+	r.Outcome = OutcomeError
+	r.Deny = []Violation{{Code: CodeStageError, Message: msg}}
+	return r
+}
+
+// violations decodes a set of {code, message} objects; absent means none.
+func violations(v any) ([]Violation, error) {
+	out := []Violation{}
+	if v == nil {
+		return out, nil
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("is %T, not a set", v)
+	}
+	for _, it := range items {
+		m, ok := it.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("entry %v is not an object", it)
+		}
+		code, ok1 := m["code"].(string)
+		msg, ok2 := m["message"].(string)
+		if !ok1 || !ok2 || code == "" {
+			return nil, fmt.Errorf("entry %v lacks a string code and message", it)
+		}
+		out = append(out, Violation{Code: code, Message: msg})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Code != out[j].Code {
+			return out[i].Code < out[j].Code
+		}
+		return out[i].Message < out[j].Message
+	})
+	return out, nil
+}
+
+// NewID returns a random 128-bit hex id.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,75 @@
+// Command admitd is the admission gate for Raft cluster membership.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK     = 0
+	exitError  = 1
+	exitUsage  = 2
+	exitDenied = 3
+)
+
+// exitCode carries a command's exit status and an optional message.
+type exitCode struct {
+	code int
+	err  error
+}
+
+func (e *exitCode) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func usageErr(err error) error { return &exitCode{code: exitUsage, err: err} }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitCode
+	if errors.As(err, &ec) {
+		if ec.err != nil {
+			fmt.Fprintln(os.Stderr, "admitd:", ec.err)
+		}
+		return ec.code
+	}
+	fmt.Fprintln(os.Stderr, "admitd:", err)
+	return exitError
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "admitd",
+		Short:         "Policy-driven admission gate for Raft cluster membership",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newVersionCmd())
+	return root
+}
+
+// exactArgs makes wrong positional arguments a usage error.
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr(fmt.Errorf("unexpected arguments %v", args))
+	}
+	return nil
+}

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/render"
+)
+
+func newStatusCmd() *cobra.Command {
+	var server, output string
+	cmd := &cobra.Command{
+		Use:   "status --server URL [-o table|json]",
+		Short: "Show a node's state and its cluster",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if server == "" {
+				return usageErr(errors.New("--server is required"))
+			}
+			if err := render.CheckFormat(output); err != nil {
+				return usageErr(err)
+			}
+			cl := client.New(10 * time.Second)
+			st, err := cl.State(cmd.Context(), server)
+			if err != nil {
+				return err
+			}
+			topo, topoErr := cl.Cluster(cmd.Context(), server)
+			return render.Status(cmd.OutOrStdout(), output, st, topo, topoErr)
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:7400", "API URL of a node")
+	cmd.Flags().StringVarP(&output, "output", "o", render.Table, "output format: table or json")
+	return cmd
+}

@@ -1,0 +1,209 @@
+package facts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// CollectConfig bounds fact collection. Zero fields take their defaults.
+type CollectConfig struct {
+	Overall      time.Duration // whole Gather; default 3s
+	Reachability time.Duration // reachability section; default 1.5s
+	InitState    time.Duration // init_state section; default 1.5s
+	Topology     time.Duration // topology section; default 1.5s
+
+	RaftDialAttempts int           // sequential TCP handshakes; default 3
+	DialTimeout      time.Duration // per handshake; default 500ms
+
+	// HTTPClient makes candidate and member calls; it carries TLS when
+	// configured. Default: no redirects followed, bounded timeouts.
+	HTTPClient *http.Client
+
+	// MaxStateBytes bounds a /v1/state body; default 64 KiB.
+	MaxStateBytes int64
+}
+
+// Defaults.
+const (
+	DefaultOverall          = 3 * time.Second
+	DefaultSectionTimeout   = 1500 * time.Millisecond
+	DefaultRaftDialAttempts = 3
+	DefaultDialTimeout      = 500 * time.Millisecond
+	DefaultMaxStateBytes    = 64 << 10
+)
+
+func (c CollectConfig) withDefaults() CollectConfig {
+	c.Overall = orDefault(c.Overall, DefaultOverall)
+	c.Reachability = orDefault(c.Reachability, DefaultSectionTimeout)
+	c.InitState = orDefault(c.InitState, DefaultSectionTimeout)
+	c.Topology = orDefault(c.Topology, DefaultSectionTimeout)
+	c.DialTimeout = orDefault(c.DialTimeout, DefaultDialTimeout)
+	if c.RaftDialAttempts <= 0 {
+		c.RaftDialAttempts = DefaultRaftDialAttempts
+	}
+	if c.MaxStateBytes <= 0 {
+		c.MaxStateBytes = DefaultMaxStateBytes
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = defaultHTTPClient()
+	}
+	return c
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// defaultHTTPClient is shared so connection pools do not pile up per Gather.
+// It follows no redirects (a 3xx is an answer, not a hint to call elsewhere),
+// uses no proxy (peers are addressed directly, like raft itself), and caps
+// response headers because candidates are not trusted.
+var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+	return &http.Client{
+		Timeout: DefaultOverall,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+		Transport: &http.Transport{
+			DialContext:            (&net.Dialer{Timeout: DefaultDialTimeout}).DialContext,
+			TLSHandshakeTimeout:    DefaultSectionTimeout,
+			ResponseHeaderTimeout:  DefaultSectionTimeout,
+			MaxResponseHeaderBytes: 16 << 10,
+			MaxIdleConnsPerHost:    2,
+			IdleConnTimeout:        30 * time.Second,
+		},
+	}
+})
+
+// Gather collects all sections concurrently, each under its own deadline
+// inside cfg.Overall. Every section is non-nil; one that could not finish
+// has Collected=false, an Error and nothing else.
+func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view ClusterView) *Document {
+	cfg = cfg.withDefaults()
+	doc := &Document{Schema: Schema, CollectedAt: time.Now().UTC(), Candidate: cand}
+
+	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
+	defer cancel()
+
+	// One GET of the candidate's /v1/state feeds both reachability and
+	// init_state, under the stricter of their deadlines.
+	state := startStateFetch(ctx, min(cfg.Reachability, cfg.InitState), cfg.HTTPClient, cand.APIURL, cfg.MaxStateBytes)
+	defer state.cancel()
+
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		doc.Reachability = runSection(ctx, cfg.Reachability, func(ctx context.Context) (*Reachability, error) {
+			return collectReachability(ctx, cfg, cand.RaftAddr, state)
+		})
+	})
+	wg.Go(func() {
+		doc.InitState = runSection(ctx, cfg.InitState, func(ctx context.Context) (*InitState, error) {
+			return collectInitState(ctx, state)
+		})
+	})
+	wg.Go(func() {
+		doc.Topology = runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
+			return collectTopology(ctx, cfg, view)
+		})
+	})
+	wg.Wait()
+	return doc
+}
+
+// head gives runSection access to the Section embedded in every section type.
+func (s *Section) head() *Section { return s }
+
+type sectionPtr[T any] interface {
+	*T
+	head() *Section
+}
+
+type sectionResult[P any] struct {
+	val P
+	err error
+}
+
+// runSection runs collect in its own goroutine and returns by the section's
+// deadline even if collect ignores its context; a late result is dropped.
+// On any failure the result is a fresh zero section so nothing half-filled
+// can look healthy.
+func runSection[T any, P sectionPtr[T]](ctx context.Context, timeout time.Duration, collect func(context.Context) (P, error)) P {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	done := make(chan sectionResult[P], 1) // buffered: a late sender never blocks
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- sectionResult[P]{err: fmt.Errorf("collector panicked: %v", r)}
+			}
+		}()
+		v, err := collect(ctx)
+		done <- sectionResult[P]{val: v, err: err}
+	}()
+
+	var res sectionResult[P]
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		res.err = deadlineError(ctx, start)
+	}
+	if res.err == nil && res.val == nil {
+		res.err = errors.New("collector returned no result")
+	}
+	out := res.val
+	if res.err != nil {
+		out = P(new(T))
+		out.head().Error = res.err.Error()
+	} else {
+		out.head().Collected = true
+		out.head().Error = ""
+	}
+	out.head().DurationMS = ms(time.Since(start))
+	return out
+}
+
+// deadlineError says how long the section had, which is what an operator
+// needs to tune the timeouts.
+func deadlineError(ctx context.Context, start time.Time) error {
+	budget := time.Since(start)
+	if dl, ok := ctx.Deadline(); ok {
+		budget = dl.Sub(start)
+	}
+	budget = budget.Round(time.Millisecond)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("timeout after %s: %w", budget, ctx.Err())
+	}
+	return fmt.Errorf("canceled: %w", ctx.Err())
+}
+
+// probeContext keeps a tenth of ctx's remaining time in reserve, so a probe
+// that times out is reported as a fact (collected, not ok) before the
+// section's own deadline cuts the whole section off.
+func probeContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	remaining := time.Until(dl)
+	return context.WithTimeout(ctx, remaining-remaining/10)
+}
+
+// GatherTopology collects the topology section alone, for /v1/cluster.
+func GatherTopology(ctx context.Context, cfg CollectConfig, view ClusterView) *Topology {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
+	defer cancel()
+	return runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
+		return collectTopology(ctx, cfg, view)
+	})
+}

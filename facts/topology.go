@@ -1,0 +1,72 @@
+package facts
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+var errNoClusterView = errors.New("no cluster view")
+
+// collectTopology reads the configuration from view and checks every other
+// member's /v1/state concurrently under the section's deadline.
+func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView) (*Topology, error) {
+	if view == nil {
+		return nil, errNoClusterView
+	}
+	cc, err := view.ClusterConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster config: %w", err)
+	}
+	servers := checkMembers(ctx, cfg, cc)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return &Topology{
+		ClusterID:   cc.ClusterID,
+		ConfigIndex: cc.Index,
+		Leader:      Leader{ID: cc.LeaderID, Address: cc.LeaderAddr},
+		Servers:     servers,
+	}, nil
+}
+
+// checkMembers fills one Server per configured server, in config order.
+func checkMembers(ctx context.Context, cfg CollectConfig, cc ClusterConfig) []Server {
+	pctx, cancel := probeContext(ctx)
+	defer cancel()
+	out := make([]Server, len(cc.Servers))
+	var wg sync.WaitGroup
+	for i, cs := range cc.Servers {
+		out[i] = Server{ID: cs.ID, Address: cs.Address, Suffrage: cs.Suffrage}
+		if isSelfLeader(cc, cs.ID) {
+			out[i].Healthy = true // we are the leader answering this
+			continue
+		}
+		wg.Go(func() {
+			out[i].Healthy, out[i].PolicyRevision = memberHealth(pctx, cfg, cc, cs)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func isSelfLeader(cc ClusterConfig, id string) bool {
+	return id != "" && cc.SelfID == id && cc.LeaderID == id
+}
+
+// memberHealth is the leader's view of one member: it answers its own
+// /v1/state as itself, in this cluster and in the leader's term. A member
+// on another term is either partitioned or lagging behind an election.
+func memberHealth(ctx context.Context, cfg CollectConfig, cc ClusterConfig, cs ConfigServer) (healthy bool, policyRevision string) {
+	if cs.APIURL == "" {
+		return false, ""
+	}
+	res := fetchState(ctx, cfg.HTTPClient, cs.APIURL, cfg.MaxStateBytes)
+	if res.err != nil || res.state.NodeID != cs.ID {
+		return false, ""
+	}
+	s := res.state
+	healthy = cc.ClusterID != "" && s.ClusterID == cc.ClusterID && s.Term == cc.Term
+	return healthy, s.PolicyRevision
+}

@@ -1,0 +1,119 @@
+// Package client calls an admitd node's HTTP API.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+)
+
+// maxResponse bounds what is read from a server.
+const maxResponse = 8 << 20
+
+// Client talks to admitd servers.
+type Client struct {
+	HTTP  *http.Client
+	Token string
+}
+
+// New returns a client with a request timeout.
+func New(timeout time.Duration) *Client {
+	return &Client{HTTP: &http.Client{Timeout: timeout}}
+}
+
+// StatusError is a non-success answer with the contract's error body.
+type StatusError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// AdmitRequest is the body of POST /v1/admissions.
+type AdmitRequest struct {
+	Candidate facts.Candidate `json:"candidate"`
+	DryRun    bool            `json:"dry_run"`
+}
+
+// Admit asks server to admit a candidate. A 200 or 403 returns the
+// decision; anything else is a *StatusError or a transport error.
+func (c *Client) Admit(ctx context.Context, server string, req AdmitRequest) (*admission.Decision, error) {
+	body, _ := json.Marshal(req)
+	resp, err := c.do(ctx, http.MethodPost, server, "/v1/admissions", body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusForbidden {
+		return nil, readError(resp)
+	}
+	var d admission.Decision
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&d); err != nil {
+		return nil, fmt.Errorf("reading the decision: %v", err)
+	}
+	return &d, nil
+}
+
+// State reads a node's /v1/state.
+func (c *Client) State(ctx context.Context, server string) (facts.NodeState, error) {
+	var st facts.NodeState
+	return st, c.getJSON(ctx, server, "/v1/state", &st)
+}
+
+// Cluster reads a node's /v1/cluster.
+func (c *Client) Cluster(ctx context.Context, server string) (facts.Topology, error) {
+	var t facts.Topology
+	return t, c.getJSON(ctx, server, "/v1/cluster", &t)
+}
+
+func (c *Client) getJSON(ctx context.Context, server, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, server, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v)
+}
+
+func (c *Client) do(ctx context.Context, method, server, path string, body []byte) (*http.Response, error) {
+	url := strings.TrimRight(server, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	return c.HTTP.Do(req)
+}
+
+func readError(resp *http.Response) error {
+	var body struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(raw, &body) != nil || body.Error.Code == "" {
+		return &StatusError{Status: resp.StatusCode, Code: "UNKNOWN", Message: strings.TrimSpace(string(raw))}
+	}
+	return &StatusError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+}

@@ -1,0 +1,177 @@
+// Package daemon runs one admitd node: policies, raft, the HTTP API, and
+// the node's own way into a cluster (bootstrap, join, or wait).
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/policyset"
+	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/internal/version"
+	"github.com/admitd/admitd/raftglue"
+)
+
+// Config is everything `admitd serve` takes.
+type Config struct {
+	ID          string
+	RaftAddr    string
+	HTTPAddr    string
+	APIURL      string // advertised; default http://<bound http addr>
+	DataDir     string // default ./data/<id>
+	Policies    string // default ./policies, else embedded
+	Bootstrap   bool
+	Join        []string
+	JoinTimeout time.Duration
+	Logger      hclog.Logger
+	Collect     facts.CollectConfig
+	Raft        RaftTimeouts
+	Decisions   int
+}
+
+// RaftTimeouts tune raft; zero keeps raft's LAN defaults.
+type RaftTimeouts struct {
+	Heartbeat, Election, LeaderLease, Commit time.Duration
+}
+
+// ErrJoinRefused is a deny that waiting cannot change.
+var ErrJoinRefused = errors.New("join refused")
+
+// Run serves until ctx ends, then shuts down cleanly.
+func Run(ctx context.Context, cfg Config) error {
+	cfg = withDefaults(cfg)
+	log := cfg.Logger
+	engine, err := loadPolicies(ctx, cfg.Policies)
+	if err != nil {
+		return err
+	}
+	log.Info("policies loaded", "source", engine.Source(), "revision", engine.Revision(), "stages", engine.Stages())
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen: %w", err)
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = "http://" + ln.Addr().String()
+	}
+	node, err := openNode(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer shutdownNode(log, node)
+	srv, err := server.New(server.Config{Node: node, Engine: engine, Logger: log.Named("api"),
+		Collect: cfg.Collect, DecisionsKept: cfg.Decisions})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	return serve(ctx, cfg, node, srv, ln)
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "admitd"})
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = filepath.Join("data", cfg.ID)
+	}
+	if cfg.JoinTimeout <= 0 {
+		cfg.JoinTimeout = 2 * time.Minute
+	}
+	return cfg
+}
+
+func loadPolicies(ctx context.Context, dir string) (*admission.Engine, error) {
+	src, err := policyset.Resolve(dir)
+	if err != nil {
+		return nil, err
+	}
+	return admission.Load(ctx, src)
+}
+
+func openNode(cfg Config) (*raftglue.Node, error) {
+	return raftglue.Open(raftglue.Config{
+		ID: cfg.ID, RaftAddr: cfg.RaftAddr, APIURL: cfg.APIURL, DataDir: cfg.DataDir,
+		Logger:           cfg.Logger.Named("raft"),
+		HeartbeatTimeout: cfg.Raft.Heartbeat, ElectionTimeout: cfg.Raft.Election,
+		LeaderLeaseTimeout: cfg.Raft.LeaderLease, CommitTimeout: cfg.Raft.Commit,
+	})
+}
+
+func shutdownNode(log hclog.Logger, node *raftglue.Node) {
+	if err := node.Shutdown(); err != nil {
+		log.Error("raft shutdown", "error", err)
+	}
+}
+
+// serve runs the API and the node's way in, until ctx ends or joining fails.
+func serve(ctx context.Context, cfg Config, node *raftglue.Node, srv *server.Server, ln net.Listener) error {
+	log := cfg.Logger
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	errc := make(chan error, 2)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("serving", "id", cfg.ID, "version", version.Version, "http", ln.Addr().String(),
+		"api_url", cfg.APIURL, "raft", node.Addr(), "data_dir", cfg.DataDir)
+	go func() { errc <- enter(ctx, cfg, node) }()
+	err := waitForEnd(ctx, errc)
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = hs.Shutdown(shutCtx)
+	log.Info("stopped")
+	return err
+}
+
+// waitForEnd returns when ctx ends or a goroutine fails; a nil result from
+// entering the cluster is not an end.
+func waitForEnd(ctx context.Context, errc <-chan error) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+		}
+	}
+}
+
+// enter takes the node into a cluster the way its flags say. A node that
+// has state never bootstraps or joins: it rejoins its own cluster.
+func enter(ctx context.Context, cfg Config, node *raftglue.Node) error {
+	log := cfg.Logger
+	switch {
+	case node.Initialized():
+		log.Info("existing raft state found; restarting as a member of its cluster",
+			"cluster_id", node.ClusterID(), "bootstrap_ignored", cfg.Bootstrap, "join_ignored", len(cfg.Join) > 0)
+		return nil
+	case len(cfg.Join) > 0:
+		return join(ctx, cfg, node)
+	case cfg.Bootstrap:
+		return bootstrap(ctx, log, node)
+	}
+	log.Info("uninitialized; waiting until an operator admits this node", "id", cfg.ID, "raft", node.Addr(), "api_url", cfg.APIURL)
+	return nil
+}
+
+func bootstrap(ctx context.Context, log hclog.Logger, node *raftglue.Node) error {
+	err := node.Bootstrap(ctx)
+	if errors.Is(err, raftglue.ErrHasState) {
+		log.Info("existing raft state found; not bootstrapping")
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	log.Info("bootstrapped a new cluster", "cluster_id", node.ClusterID())
+	return nil
+}

@@ -1,0 +1,103 @@
+// Package render prints decisions for people (table) and programs (json).
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/admitd/admitd/admission"
+)
+
+// Formats accepted by -o.
+const (
+	Table = "table"
+	JSON  = "json"
+)
+
+// CheckFormat rejects unknown output formats.
+func CheckFormat(f string) error {
+	if f != Table && f != JSON {
+		return fmt.Errorf("unknown output format %q (want table or json)", f)
+	}
+	return nil
+}
+
+// Decision writes d in the given format.
+func Decision(w io.Writer, format string, d *admission.Decision) error {
+	if format == JSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	return decisionTable(w, d)
+}
+
+func decisionTable(w io.Writer, d *admission.Decision) error {
+	verdict := "DENIED"
+	if d.Allowed {
+		verdict = "ALLOWED"
+	}
+	fmt.Fprintf(w, "%s  candidate %s (raft %s, api %s)\n", verdict, d.Candidate.ID, d.Candidate.RaftAddr, d.Candidate.APIURL)
+	if d.StoppedAt != "" {
+		fmt.Fprintf(w, "stopped at stage %s\n", d.StoppedAt)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STAGE\tOUTCOME\tCODE\tMESSAGE")
+	for _, s := range d.Stages {
+		stageRows(tw, s)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "reason: %s\n", d.Reason)
+	fmt.Fprintf(w, "decision %s  policy %s  config index %d%s\n", d.DecisionID, shortRev(d.PolicyRevision), d.ConfigIndex, appliedText(d))
+	return nil
+}
+
+func stageRows(w io.Writer, s admission.StageResult) {
+	rows := 0
+	for _, v := range s.Deny {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(s.Outcome, rows), v.Code, oneLine(v.Message))
+		rows++
+	}
+	for _, v := range s.Warn {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(s.Outcome, rows), "warn "+v.Code, oneLine(v.Message))
+		rows++
+	}
+	if rows == 0 {
+		fmt.Fprintf(w, "%s\t%s\t-\t\n", s.Name, s.Outcome)
+	}
+	for _, line := range s.Explain {
+		fmt.Fprintf(w, "\t\t\t  %s\n", oneLine(line))
+	}
+}
+
+// cell shows the stage and outcome on its first row only.
+func cell(s string, row int) string {
+	if row > 0 {
+		return ""
+	}
+	return s
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func shortRev(r string) string {
+	if len(r) > 19 {
+		return r[:19]
+	}
+	return r
+}
+
+func appliedText(d *admission.Decision) string {
+	if d.Applied == nil {
+		if d.Enforced {
+			return "  applied: no"
+		}
+		return "  (not enforced)"
+	}
+	return fmt.Sprintf("  applied: %s at index %d", d.Applied.Suffrage, d.Applied.Index)
+}

@@ -1,0 +1,49 @@
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/admitd/admitd/facts"
+)
+
+// Status writes a node's state and its cluster's topology. A topology that
+// could not be read is shown as such, not as an empty cluster.
+func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology, topoErr error) error {
+	if format == JSON {
+		out := map[string]any{"node": st, "cluster": topo}
+		if topoErr != nil {
+			out["cluster"] = nil
+			out["cluster_error"] = topoErr.Error()
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(w, "node %s  %s  leader %s  term %d  last index %d\n", st.NodeID, st.RaftState, orDash(st.LeaderID), st.Term, st.LastIndex)
+	fmt.Fprintf(w, "initialized %v  cluster %s  version %s  policy %s\n", st.Initialized, orDash(st.ClusterID), st.Version, shortRev(st.PolicyRevision))
+	if topoErr != nil {
+		fmt.Fprintf(w, "cluster: unavailable: %v\n", topoErr)
+		return nil
+	}
+	if !topo.Collected {
+		fmt.Fprintf(w, "cluster: not collected: %s\n", topo.Error)
+		return nil
+	}
+	fmt.Fprintf(w, "configuration index %d  leader %s\n", topo.ConfigIndex, topo.Leader.ID)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tHEALTHY\tPOLICY")
+	for _, s := range topo.Servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", s.ID, s.Address, s.Suffrage, s.Healthy, orDash(shortRev(s.PolicyRevision)))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/raftglue"
+)
+
+// APIError is the contract's error body.
+type APIError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+type errorBody struct {
+	Error APIError `json:"error"`
+}
+
+// Sentinel errors of the HTTP layer.
+var (
+	ErrBadRequest     = errors.New("bad request")
+	ErrTooLarge       = errors.New("request body too large")
+	ErrUnauthorized   = errors.New("unauthenticated")
+	ErrNoLeader       = errors.New("no leader")
+	ErrKeptChanging   = errors.New("the configuration kept changing")
+	ErrNotFound       = errors.New("not found")
+	ErrNotReady       = errors.New("not ready")
+	ErrForwardFailed  = errors.New("forwarding to the leader failed")
+	ErrOutcomeUnknown = errors.New("the change may or may not have been applied")
+)
+
+// errorTable maps errors to HTTP status and wire code, first match wins.
+var errorTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "TOO_LARGE"},
+	{facts.ErrMalformed, http.StatusBadRequest, "BAD_REQUEST"},
+	{ErrBadRequest, http.StatusBadRequest, "BAD_REQUEST"},
+	{ErrUnauthorized, http.StatusUnauthorized, "UNAUTHENTICATED"},
+	{ErrNotFound, http.StatusNotFound, "NOT_FOUND"},
+	{ErrKeptChanging, http.StatusConflict, "CONFIGURATION_CHANGED"},
+	{raftglue.ErrConfigChanged, http.StatusConflict, "CONFIGURATION_CHANGED"},
+	{ErrNoLeader, http.StatusServiceUnavailable, "NO_LEADER"},
+	{raftglue.ErrNotLeader, http.StatusServiceUnavailable, "NO_LEADER"},
+	{raftglue.ErrLeadershipLost, http.StatusServiceUnavailable, "LEADERSHIP_LOST"},
+	{ErrForwardFailed, http.StatusBadGateway, "FORWARD_FAILED"},
+	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
+	{raftglue.ErrTimeout, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
+	{ErrNotReady, http.StatusServiceUnavailable, "NOT_READY"},
+}
+
+func statusOf(err error) (int, string) {
+	for _, row := range errorTable {
+		if errors.Is(err, row.err) {
+			return row.status, row.code
+		}
+	}
+	return http.StatusInternalServerError, "INTERNAL"
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	status, code := statusOf(err)
+	writeJSON(w, status, errorBody{Error: APIError{Code: code, Message: err.Error()}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

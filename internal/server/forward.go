@@ -1,0 +1,51 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// forward passes a request to the leader and relays its answer.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	leaderURL, leaderID, err := s.leaderURL()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, leaderURL+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: %v", ErrForwardFailed, err))
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(forwardedHeader, s.node.ID())
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: leader %s at %s: %v", ErrForwardFailed, leaderID, leaderURL, err))
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	w.Header().Set("X-Admitd-Forwarded-To", leaderID)
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 16*MaxBodyBytes))
+}
+
+// leaderURL finds the leader's API from the replicated member list.
+func (s *Server) leaderURL() (string, string, error) {
+	id := s.node.LeaderID()
+	if id == "" {
+		return "", "", fmt.Errorf("%w: this node knows no leader", ErrNoLeader)
+	}
+	m, ok := s.node.Members()[id]
+	if !ok || m.APIURL == "" {
+		return "", id, fmt.Errorf("%w: the leader %s has no known API address", ErrNoLeader, id)
+	}
+	return strings.TrimRight(m.APIURL, "/"), id, nil
+}

@@ -1,0 +1,229 @@
+// Package server is the HTTP API of one admitd node: it serves its state,
+// decides admissions on the leader and forwards them from followers.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/version"
+	"github.com/admitd/admitd/raftglue"
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 1 << 20
+
+// Config holds what a server needs beyond its raft node.
+type Config struct {
+	Node          *raftglue.Node
+	Engine        *admission.Engine
+	Logger        hclog.Logger
+	Collect       facts.CollectConfig
+	DecisionsKept int           // ring buffer size
+	AdmitTimeout  time.Duration // one admission, all attempts included
+	ApplyTimeout  time.Duration // one AddVoter, waited on by raftglue
+	MaxAttempts   int           // re-collections after a configuration change
+	Client        *http.Client  // for forwarding to the leader
+}
+
+func (c Config) withDefaults() Config {
+	if c.DecisionsKept <= 0 {
+		c.DecisionsKept = 256
+	}
+	if c.AdmitTimeout <= 0 {
+		c.AdmitTimeout = 30 * time.Second
+	}
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 10 * time.Second
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 3
+	}
+	if c.Client == nil {
+		c.Client = &http.Client{Timeout: c.AdmitTimeout + 5*time.Second}
+	}
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	return c
+}
+
+// Server is the HTTP API of one node.
+type Server struct {
+	cfg       Config
+	node      *raftglue.Node
+	log       hclog.Logger
+	engine    atomic.Pointer[admission.Engine]
+	decisions *ring
+	metrics   *metrics
+	// admitMu makes this node apply one admission at a time; only the
+	// leader applies, so that is one at a time per cluster.
+	admitMu sync.Mutex
+}
+
+// New builds a server; Handler serves it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Node == nil || cfg.Engine == nil {
+		return nil, errors.New("server: a raft node and a policy engine are required")
+	}
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:       cfg,
+		node:      cfg.Node,
+		log:       cfg.Logger,
+		decisions: newRing(cfg.DecisionsKept),
+		metrics:   newMetrics(),
+	}
+	s.engine.Store(cfg.Engine)
+	s.metrics.observeRaft(s.node)
+	return s, nil
+}
+
+// Engine is the active policy set.
+func (s *Server) Engine() *admission.Engine { return s.engine.Load() }
+
+// SetEngine swaps the active policy set atomically.
+func (s *Server) SetEngine(e *admission.Engine) { s.engine.Store(e) }
+
+// Handler routes the API.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/state", s.handleState)
+	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
+	mux.HandleFunc("POST /v1/admissions", s.handleAdmissions)
+	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
+	mux.HandleFunc("GET /v1/decisions", s.handleDecisions)
+	mux.HandleFunc("GET /v1/decisions/{id}", s.handleDecision)
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, fmt.Errorf("%w: no route for %s %s", ErrNotFound, r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+// State is this node's init state as served on /v1/state.
+func (s *Server) State() facts.NodeState {
+	n := s.node
+	return facts.NodeState{
+		NodeID:         n.ID(),
+		RaftAddr:       n.Addr(),
+		APIURL:         n.APIURL(),
+		Initialized:    n.Initialized(),
+		ClusterID:      n.ClusterID(),
+		LastIndex:      n.LastIndex(),
+		LastTerm:       n.LastTerm(),
+		Term:           n.Term(),
+		RaftState:      n.State(),
+		LeaderID:       n.LeaderID(),
+		Version:        version.Version,
+		PolicyRevision: s.Engine().Revision(),
+	}
+}
+
+func (s *Server) handleState(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.State())
+}
+
+func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
+	if !s.node.IsLeader() {
+		s.forward(w, r, nil)
+		return
+	}
+	topo := facts.GatherTopology(r.Context(), s.cfg.Collect, s.node)
+	writeJSON(w, http.StatusOK, topo)
+}
+
+func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	dec, err := facts.DecodeBytes(body)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	in, err := admission.NewInput(dec)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	d := s.Engine().Evaluate(r.Context(), in)
+	d.DecidedBy = s.node.ID()
+	s.record(d, "evaluate")
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleDecisions(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			writeError(w, fmt.Errorf("%w: limit must be a positive integer", ErrBadRequest))
+			return
+		}
+		limit = n
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"decisions": s.decisions.latest(limit)})
+}
+
+func (s *Server) handleDecision(w http.ResponseWriter, r *http.Request) {
+	d := s.decisions.find(r.PathValue("id"))
+	if d == nil {
+		writeError(w, fmt.Errorf("%w: no decision %q is kept on this node", ErrNotFound, r.PathValue("id")))
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
+	if s.Engine() == nil || s.node.State() == "Shutdown" {
+		writeError(w, fmt.Errorf("%w: policies not loaded or raft not running", ErrNotReady))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "raft_state": s.node.State(), "policy_revision": s.Engine().Revision()})
+}
+
+// readBody reads a bounded body; a larger one is ErrTooLarge.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
+	}
+	return b, nil
+}
+
+// record keeps, counts and logs one decision.
+func (s *Server) record(d *admission.Decision, via string) {
+	s.decisions.add(d)
+	s.metrics.observeDecision(d)
+	s.log.Info("decision", "decision_id", d.DecisionID, "via", via, "candidate", d.Candidate.ID,
+		"allowed", d.Allowed, "enforced", d.Enforced, "stopped_at", d.StoppedAt, "reason", d.Reason)
+}
+
+// ctxAfter bounds work started by a request.
+func ctxAfter(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, d)
+}
