@@ -132,6 +132,10 @@ func compareGolden(t *testing.T, path string, got summary) {
 	}
 }
 
+// decoderRefuses lists codes whose facts the strict decoder rejects before
+// any policy runs; the error-* scenarios and the Rego tests cover them.
+var decoderRefuses = map[string]bool{"CANDIDATE_MALFORMED": true}
+
 var codeRE = regexp.MustCompile(`"code":\s*"([A-Z][A-Z0-9_]*)"`)
 
 // TestGoldenCoverEveryCode fails when a deny or warn code of the shipped
@@ -170,7 +174,7 @@ func TestGoldenCoverEveryCode(t *testing.T) {
 	}
 	var missing []string
 	for c := range defined {
-		if !seen[c] {
+		if !seen[c] && !decoderRefuses[c] {
 			missing = append(missing, c)
 		}
 	}

@@ -4,6 +4,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -33,12 +34,16 @@ func (e *exitCode) Error() string {
 func usageErr(err error) error { return &exitCode{code: exitUsage, err: err} }
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// run executes one command line and returns its exit code.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root := newRoot()
 	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
@@ -46,11 +51,11 @@ func run(args []string) int {
 	var ec *exitCode
 	if errors.As(err, &ec) {
 		if ec.err != nil {
-			fmt.Fprintln(os.Stderr, "admitd:", ec.err)
+			fmt.Fprintln(stderr, "admitd:", ec.err)
 		}
 		return ec.code
 	}
-	fmt.Fprintln(os.Stderr, "admitd:", err)
+	fmt.Fprintln(stderr, "admitd:", err)
 	return exitError
 }
 

@@ -1,0 +1,61 @@
+# METADATA
+# title: Test fixtures
+# description: |
+#   Shared facts for the stage tests. `good` passes every stage; tests derive
+#   variants from it with json.patch or object.union, so each test shows only
+#   what it changes. This file ends in _test.rego so the daemon never loads it.
+package admitd.fixtures
+
+# A fresh candidate n4, reachable, joining a healthy two-voter cluster led by n1.
+good := {
+	"schema": "admitd.facts/v1",
+	"collected_at": "2026-11-25T19:00:00.123456789Z",
+	"candidate": {"id": "n4", "raft_addr": "127.0.0.1:7431", "api_url": "http://127.0.0.1:7430"},
+	"reachability": {
+		"collected": true, "error": "", "duration_ms": 0.41,
+		"raft": {"ok": true, "attempts": 3, "successes": 3, "rtt_ms": 0.08, "error": ""},
+		"api": {"ok": true, "status": 200, "rtt_ms": 0.30, "error": ""},
+	},
+	"init_state": {
+		"collected": true, "error": "", "duration_ms": 0.35,
+		"node_id": "n4", "initialized": false, "cluster_id": "",
+		"last_index": 0, "last_term": 0, "version": "0.1.0",
+	},
+	"topology": {
+		"collected": true, "error": "", "duration_ms": 0.05,
+		"cluster_id": "4f0c6b9e", "config_index": 12,
+		"leader": {"id": "n1", "address": "127.0.0.1:7401"},
+		"servers": [
+			{"id": "n1", "address": "127.0.0.1:7401", "suffrage": "voter", "healthy": true},
+			{"id": "n2", "address": "127.0.0.1:7411", "suffrage": "voter", "healthy": true},
+		],
+	},
+}
+
+# patched is good with one field replaced or added; path is a JSON pointer.
+patched(path, value) := json.patch(good, [{"op": "add", "path": path, "value": value}])
+
+# without is good with one field removed; path is a JSON pointer.
+without(path) := json.patch(good, [{"op": "remove", "path": path}])
+
+# A server entry; the address is derived from the id so it never collides with the candidate's.
+voter(id, healthy) := {"id": id, "address": sprintf("%s.cluster.test:7401", [id]), "suffrage": "voter", "healthy": healthy}
+
+nonvoter(id, healthy) := object.union(voter(id, healthy), {"suffrage": "nonvoter"})
+
+# summary condenses a stage's evaluated package (data.admitd.stages.<name>
+# with input as the facts): whether it allows, and its deny and warn codes.
+summary(pkg) := {"allow": pkg.allow, "deny": codes(pkg, "deny"), "warn": codes(pkg, "warn")}
+
+codes(pkg, kind) := {entry.code | some entry in object.get(pkg, kind, set())}
+
+# messages are the messages of a package's entries with this code (kind is "deny" or "warn").
+messages(pkg, kind, code) := {entry.message |
+	some entry in object.get(pkg, kind, set())
+	entry.code == code
+}
+
+# Shorthands for the expected outcome.
+allowed := {"allow": true, "deny": set(), "warn": set()}
+
+denied(deny_codes) := {"allow": false, "deny": deny_codes, "warn": set()}

@@ -1,0 +1,331 @@
+# METADATA
+# title: Topology
+# description: |
+#   Stage 3. The cluster must be able to take one more voter safely right now:
+#   it has a leader, the candidate's id and raft address are not already in
+#   the configuration, and after the add a quorum of the voters is healthy.
+#
+#   The quorum rule is etcd's strict reconfiguration check
+#   (etcd server/etcdserver/api/membership, IsReadyToAddVotingMember):
+#   with n voters today (non-voters do not count), the cluster will have n+1
+#   voters and need floor((n+1)/2)+1 of them for quorum; the healthy voters
+#   must already make that quorum, or the add can leave the cluster unable to
+#   commit anything. The one exception, as in etcd, is a single healthy voter
+#   growing to two.
+#
+#   Facts: input.topology ({collected, error, config_index, leader: {id,
+#   address}, servers: [{id, address, suffrage, healthy}]}) and
+#   input.candidate ({id, raft_addr}). "healthy" is the leader's view.
+#
+#   Writing rules: negate a helper rule (`not collected`), never a call on
+#   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
+#   true, when input.x is missing (open-policy-agent/opa#1877).
+package admitd.stages.topology
+
+# METADATA
+# title: Allow
+# description: Passes only on positive proof of a well-formed topology with a
+#   leader, a candidate distinct from every member, and a safe quorum.
+default allow := false
+
+allow if {
+	count(deny) == 0
+	candidate_valid
+	collected
+	is_number(input.topology.config_index)
+	has_leader
+	is_array(input.topology.servers)
+	every server in input.topology.servers {
+		well_formed(server)
+	}
+	candidate_is_new
+	quorum_safe
+}
+
+# --- Candidate ---------------------------------------------------------------
+
+# METADATA
+# title: Candidate valid
+# description: The candidate's id and raft address, compared with the members
+#   below, are non-empty strings.
+candidate_valid if {
+	every field in ["id", "raft_addr"] {
+		is_string(input.candidate[field])
+		input.candidate[field] != ""
+	}
+}
+
+# METADATA
+# title: Candidate malformed
+# description: The candidate's id and raft_addr must be non-empty strings.
+deny contains {"code": "CANDIDATE_MALFORMED", "message": msg} if {
+	not candidate_valid
+	msg := sprintf(
+		"candidate must have non-empty string id and raft_addr, got %s; fix the admission request",
+		[candidate_json],
+	)
+}
+
+# --- Section -----------------------------------------------------------------
+
+# METADATA
+# title: Section present
+# description: input.topology is an object.
+section_present if is_object(input.topology)
+
+# METADATA
+# title: Collected
+# description: The collector ran to completion.
+collected if input.topology.collected == true
+
+# METADATA
+# title: Topology missing
+# description: The facts document has no topology section.
+deny contains {"code": "TOPOLOGY_MISSING", "message": msg} if {
+	not section_present
+	msg := sprintf(
+		"candidate %v: the facts have no topology section (an object is required); the collector did not run",
+		[candidate_id],
+	)
+}
+
+# METADATA
+# title: Topology not collected
+# description: The collector failed or timed out; its other fields mean nothing.
+deny contains {"code": "TOPOLOGY_NOT_COLLECTED", "message": msg} if {
+	section_present
+	not collected
+	msg := sprintf(
+		"candidate %v: the cluster topology was not collected (%s); check the cluster has a leader, then retry",
+		[candidate_id, collector_error],
+	)
+}
+
+# METADATA
+# title: Topology malformed
+# description: config_index, leader and every server must have fields of the right types.
+deny contains {"code": "TOPOLOGY_MALFORMED", "message": msg} if {
+	collected
+	count(malformed) > 0
+	msg := sprintf(
+		"candidate %v: malformed topology: %s; this is a collector bug",
+		[candidate_id, concat(", ", sort(malformed))],
+	)
+}
+
+malformed contains sprintf("config_index must be a number, got %s", [kind(input.topology, "config_index")]) if {
+	section_present
+	kind(input.topology, "config_index") != "number"
+}
+
+malformed contains sprintf("leader must be an object, got %s", [kind(input.topology, "leader")]) if {
+	section_present
+	kind(input.topology, "leader") != "object"
+}
+
+malformed contains sprintf("leader.%s must be a string, got %s", [field, got]) if {
+	is_object(input.topology.leader)
+	some field in ["id", "address"]
+	got := kind(input.topology.leader, field)
+	got != "string"
+}
+
+malformed contains sprintf("servers must be an array, got %s", [kind(input.topology, "servers")]) if {
+	section_present
+	kind(input.topology, "servers") != "array"
+}
+
+malformed contains sprintf("servers[%d] %s", [i, problem]) if {
+	is_array(input.topology.servers)
+	some i, server in input.topology.servers
+	some problem in server_problems(server)
+}
+
+# Expected type of every server field the stage reads.
+server_schema := {"id": "string", "address": "string", "suffrage": "string", "healthy": "boolean"}
+
+suffrages := {"voter", "nonvoter"}
+
+server_problems(server) := {sprintf("must be an object, got %s", [type_name(server)])} if {
+	not is_object(server)
+}
+
+server_problems(server) := problems if {
+	is_object(server)
+	types := {sprintf("%s must be a %s, got %s", [field, want, got]) |
+		some field, want in server_schema
+		got := kind(server, field)
+		got != want
+	}
+	values := {sprintf("suffrage must be \"voter\" or \"nonvoter\", got %q", [server.suffrage]) |
+		is_string(server.suffrage)
+		not server.suffrage in suffrages
+	}
+	problems := types | values
+}
+
+well_formed(server) if count(server_problems(server)) == 0
+
+# --- Leader ------------------------------------------------------------------
+
+# METADATA
+# title: Has leader
+# description: The topology names a leader.
+has_leader if {
+	is_string(input.topology.leader.id)
+	input.topology.leader.id != ""
+}
+
+# METADATA
+# title: No leader
+# description: There is no leader to add the voter; the cluster is electing or has lost quorum.
+deny contains {"code": "NO_LEADER", "message": msg} if {
+	collected
+	input.topology.leader.id == ""
+	msg := sprintf(
+		"cannot add candidate %v: the cluster has no leader (an election is in progress or quorum is lost); retry once a leader is elected",
+		[candidate_id],
+	)
+}
+
+# --- Duplicates --------------------------------------------------------------
+
+# METADATA
+# title: Candidate is new
+# description: Neither the candidate's id nor its raft address is used by the
+#   leader or any server.
+candidate_is_new if {
+	candidate_valid
+	input.topology.leader.id != input.candidate.id
+	input.topology.leader.address != input.candidate.raft_addr
+	every server in input.topology.servers {
+		server.id != input.candidate.id
+		server.address != input.candidate.raft_addr
+	}
+}
+
+# All members by id and address: the servers and the leader.
+members contains {"id": server.id, "address": server.address} if {
+	some server in input.topology.servers
+}
+
+members contains {"id": input.topology.leader.id, "address": input.topology.leader.address}
+
+# METADATA
+# title: Duplicate id
+# description: A member already uses the candidate's id.
+deny contains {"code": "DUPLICATE_ID", "message": msg} if {
+	collected
+	some member in members
+	member.id == input.candidate.id
+	msg := sprintf(
+		"candidate id %q is already used by the member at %v; choose a unique id, or remove the old member first",
+		[input.candidate.id, member.address],
+	)
+}
+
+# METADATA
+# title: Duplicate address
+# description: A member already uses the candidate's raft address.
+deny contains {"code": "DUPLICATE_ADDRESS", "message": msg} if {
+	collected
+	some member in members
+	member.address == input.candidate.raft_addr
+	msg := sprintf(
+		"candidate %v: raft address %q is already used by member %v; give the candidate its own address, or remove the old member first",
+		[candidate_id, input.candidate.raft_addr, member.id],
+	)
+}
+
+# --- Quorum ------------------------------------------------------------------
+
+# Today's voters; non-voters take no part in quorum.
+voters := [server |
+	some server in input.topology.servers
+	server.suffrage == "voter"
+]
+
+healthy_voters := [voter | some voter in voters; healthy(voter)]
+
+healthy(server) if server.healthy == true
+
+unhealthy_voters := [sprintf("%v", [object.get(voter, "id", "<no id>")]) |
+	some voter in voters
+	not healthy(voter)
+]
+
+# Voters once the candidate is added, and the quorum they need.
+enlarged := count(voters) + 1
+
+quorum := floor(enlarged / 2) + 1
+
+# METADATA
+# title: Quorum safe
+# description: After the add, the healthy voters still make a quorum
+#   (or a single healthy voter grows to two, which etcd allows).
+quorum_safe if {
+	is_array(input.topology.servers)
+	count(healthy_voters) >= quorum
+}
+
+quorum_safe if {
+	is_array(input.topology.servers)
+	count(voters) == 1
+	count(healthy_voters) == 1
+}
+
+# METADATA
+# title: Quorum unsafe
+# description: Adding a voter now could leave the cluster without a healthy quorum.
+deny contains {"code": "QUORUM_UNSAFE", "message": msg} if {
+	collected
+	is_array(input.topology.servers)
+	not quorum_safe
+	msg := sprintf(
+		"adding %v makes %d voters needing quorum %d, but only %d voters are healthy (%s); bring the unhealthy voters back or remove them before adding a voter",
+		[candidate_id, enlarged, quorum, count(healthy_voters), unhealthy_summary],
+	)
+}
+
+unhealthy_summary := sprintf("%s unhealthy", [concat(", ", sort(unhealthy_voters))]) if {
+	count(unhealthy_voters) > 0
+} else := "the configuration has no voters"
+
+# METADATA
+# title: Even voters
+# description: An even number of voters tolerates no more failures than one
+#   fewer, and makes split votes likelier. A warning only.
+warn contains {"code": "EVEN_VOTERS", "message": msg} if {
+	collected
+	is_array(input.topology.servers)
+	enlarged % 2 == 0
+	msg := sprintf(
+		"adding %v makes %d voters, an even count: they survive the loss of %d, no more than %d voters would; plan to add one more voter",
+		[candidate_id, enlarged, enlarged - quorum, enlarged - 1],
+	)
+}
+
+# --- Helpers: values for messages, never undefined ---------------------------
+
+candidate_id := v if {
+	v := input.candidate.id
+	is_string(v)
+} else := "<no id>"
+
+candidate_json := v if {
+	v := json.marshal(input.candidate)
+} else := "nothing"
+
+collector_error := v if {
+	v := input.topology.error
+	is_string(v)
+	v != ""
+} else := "no error reported"
+
+# kind is the JSON type of obj[key], or "missing".
+kind(obj, key) := type_name(obj[key])
+
+kind(obj, key) := "missing" if {
+	is_object(obj)
+	not key in object.keys(obj)
+}
