@@ -30,6 +30,9 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
 
+demo: build
+	$(GO) run ./internal/tools/demo -bin $(BIN)
+
 fmt:
 	gofmt -w .
 	$(OPA) fmt -w policies/

@@ -103,6 +103,7 @@ func (s *Server) decide(ctx context.Context, req AdmissionRequest) (*admission.D
 		return nil, fmt.Errorf("%w: leadership moved before the facts were read", raftglue.ErrLeadershipLost)
 	}
 	doc := facts.Gather(ctx, s.cfg.Collect, req.Candidate, s.node)
+	s.fillSelf(doc.Topology)
 	s.metrics.observeFacts(doc)
 	in, err := admission.InputFromDocument(doc)
 	if err != nil {

@@ -143,6 +143,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	topo := facts.GatherTopology(r.Context(), s.cfg.Collect, s.node)
+	s.fillSelf(topo)
 	writeJSON(w, http.StatusOK, topo)
 }
 
@@ -226,4 +227,14 @@ func (s *Server) record(d *admission.Decision, via string) {
 // ctxAfter bounds work started by a request.
 func ctxAfter(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(parent, d)
+}
+
+// fillSelf adds this node's own policy revision to the topology; the
+// collector learns the others' from their /v1/state.
+func (s *Server) fillSelf(t *facts.Topology) {
+	for i := range t.Servers {
+		if t.Servers[i].ID == s.node.ID() {
+			t.Servers[i].PolicyRevision = s.Engine().Revision()
+		}
+	}
 }
