@@ -1,0 +1,193 @@
+package raftglue
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// Member is what the cluster records about a server besides raft's own view.
+type Member struct {
+	APIURL string `json:"api_url"`
+}
+
+// FSM command ops.
+const (
+	opSetClusterID   = "set_cluster_id"
+	opRegister       = "register"
+	opTombstone      = "tombstone"
+	opClearTombstone = "clear_tombstone"
+	opPut            = "put"
+)
+
+// command is one FSM log entry, JSON encoded.
+type command struct {
+	Op        string `json:"op"`
+	ClusterID string `json:"cluster_id,omitempty"`
+	ID        string `json:"id,omitempty"`
+	APIURL    string `json:"api_url,omitempty"`
+	Key       string `json:"key,omitempty"`
+	Value     string `json:"value,omitempty"`
+}
+
+// fsmState is the whole replicated state; a snapshot is its JSON.
+type fsmState struct {
+	ClusterID  string            `json:"cluster_id"`
+	Members    map[string]Member `json:"members"`
+	Tombstones map[string]bool   `json:"tombstones"`
+	Entries    map[string]string `json:"entries"`
+	// ConfigIndex and Config are the last committed raft configuration, fed
+	// by StoreConfiguration: raft v1.8.0's GetConfiguration().Index() is 0.
+	ConfigIndex uint64        `json:"config_index"`
+	Config      []raft.Server `json:"config"`
+}
+
+func newState() fsmState {
+	return fsmState{
+		Members:    map[string]Member{},
+		Tombstones: map[string]bool{},
+		Entries:    map[string]string{},
+	}
+}
+
+// fsm implements raft.FSM and raft.ConfigurationStore.
+type fsm struct {
+	mu sync.RWMutex
+	st fsmState
+}
+
+var _ raft.ConfigurationStore = (*fsm)(nil)
+
+func newFSM() *fsm { return &fsm{st: newState()} }
+
+// Apply returns nil or an error; raft hands it back via ApplyFuture.Response.
+func (f *fsm) Apply(l *raft.Log) any {
+	var c command
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("raftglue: bad command at index %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st.apply(c)
+}
+
+func (s *fsmState) apply(c command) error {
+	switch c.Op {
+	case opSetClusterID:
+		if s.ClusterID == "" { // set once; later sets are ignored
+			s.ClusterID = c.ClusterID
+		}
+	case opRegister:
+		s.Members[c.ID] = Member{APIURL: c.APIURL}
+	case opTombstone:
+		delete(s.Members, c.ID)
+		s.Tombstones[c.ID] = true
+	case opClearTombstone:
+		delete(s.Tombstones, c.ID)
+	case opPut:
+		s.Entries[c.Key] = c.Value
+	default:
+		return fmt.Errorf("raftglue: unknown command %q", c.Op)
+	}
+	return nil
+}
+
+// StoreConfiguration is called by raft for every committed configuration entry.
+func (f *fsm) StoreConfiguration(index uint64, c raft.Configuration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.st.ConfigIndex = index
+	f.st.Config = slices.Clone(c.Servers)
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	data, err := json.Marshal(f.st)
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(data), nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st := newState()
+	if err := json.NewDecoder(rc).Decode(&st); err != nil {
+		return fmt.Errorf("raftglue: restore snapshot: %w", err)
+	}
+	st.fillNil()
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+	return nil
+}
+
+// fillNil keeps maps usable after decoding a snapshot that had them null.
+func (s *fsmState) fillNil() {
+	if s.Members == nil {
+		s.Members = map[string]Member{}
+	}
+	if s.Tombstones == nil {
+		s.Tombstones = map[string]bool{}
+	}
+	if s.Entries == nil {
+		s.Entries = map[string]string{}
+	}
+}
+
+type fsmSnapshot []byte
+
+func (s fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		_ = sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (fsmSnapshot) Release() {}
+
+// Read accessors; each takes the read lock and returns copies.
+
+func (f *fsm) clusterID() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.ClusterID
+}
+
+func (f *fsm) members() map[string]Member {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return maps.Clone(f.st.Members)
+}
+
+func (f *fsm) tombstones() []string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return slices.Sorted(maps.Keys(f.st.Tombstones))
+}
+
+func (f *fsm) get(key string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	v, ok := f.st.Entries[key]
+	return v, ok
+}
+
+func (f *fsm) entries() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.st.Entries)
+}
+
+func (f *fsm) configuration() (uint64, []raft.Server) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.st.ConfigIndex, slices.Clone(f.st.Config)
+}

@@ -1,0 +1,165 @@
+package raftglue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+)
+
+// AddVoter makes the granted candidate a voter, applied only if the raft
+// configuration is still the one at g.ConfigIndex(). It returns the index of
+// the configuration entry.
+//
+// Errors: ErrNotGranted (raft untouched), ErrNoPrevIndex, ErrConfigChanged
+// (nothing changed), ErrLeadershipLost or ErrTimeout (the change may have
+// committed: ask HasMember before retrying). A non-zero index with an error
+// wrapping ErrMetadataNotApplied means the voter was added but its API URL
+// was not recorded.
+func (n *Node) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) {
+	if !g.Valid() {
+		return 0, ErrNotGranted
+	}
+	c := g.Candidate()
+	return n.addVoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
+}
+
+// AddNonvoter is AddVoter for a non-voting member (a staged join). A later
+// AddVoter for the same id promotes it.
+func (n *Node) AddNonvoter(ctx context.Context, g admission.Grant) (uint64, error) {
+	if !g.Valid() {
+		return 0, ErrNotGranted
+	}
+	c := g.Candidate()
+	return n.addNonvoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
+}
+
+// addVoter is the ungated raft call; only AddVoter and tests reach it.
+func (n *Node) addVoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
+	return n.addServer(ctx, id, addr, apiURL, prevIndex, n.raft.AddVoter)
+}
+
+func (n *Node) addNonvoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
+	return n.addServer(ctx, id, addr, apiURL, prevIndex, n.raft.AddNonvoter)
+}
+
+type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture
+
+func (n *Node) addServer(ctx context.Context, id, addr, apiURL string, prevIndex uint64, add addFunc) (uint64, error) {
+	if id == "" || addr == "" {
+		return 0, errors.New("raftglue: server id and address are required")
+	}
+	if prevIndex == 0 {
+		return 0, ErrNoPrevIndex
+	}
+	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return add(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, timeout)
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Metadata only: a register command cannot change raft membership, and
+	// the members map is keyed by id, so a retry cannot duplicate it.
+	return index, n.applyMetadata(ctx, command{Op: opRegister, ID: id, APIURL: apiURL})
+}
+
+// applyMetadata records metadata after a committed membership change. It
+// outlives the caller's ctx (bounded by ApplyTimeout) because the change
+// already stands, and its error wraps only ErrMetadataNotApplied so callers
+// never mistake it for the change's own ErrTimeout or ErrLeadershipLost.
+func (n *Node) applyMetadata(ctx context.Context, c command) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
+	defer cancel()
+	if _, err := n.apply(ctx, c); err != nil {
+		return fmt.Errorf("%w: %v", ErrMetadataNotApplied, err)
+	}
+	return nil
+}
+
+// RemoveServer removes id if the configuration is still the one at prevIndex,
+// then records a tombstone for it. Error semantics are AddVoter's.
+func (n *Node) RemoveServer(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
+	if id == "" {
+		return 0, errors.New("raftglue: server id is required")
+	}
+	if prevIndex == 0 {
+		return 0, ErrNoPrevIndex
+	}
+	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return n.raft.RemoveServer(raft.ServerID(id), prevIndex, timeout)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return index, n.applyMetadata(ctx, command{Op: opTombstone, ID: id})
+}
+
+// ClearTombstone forgets that id was removed. Leader only.
+func (n *Node) ClearTombstone(ctx context.Context, id string) error {
+	_, err := n.apply(ctx, command{Op: opClearTombstone, ID: id})
+	return err
+}
+
+// HasMember reports whether id (at addr, unless addr is "") is in the
+// configuration, and with which suffrage. Use it after ErrLeadershipLost or
+// ErrTimeout to learn whether the change committed. On the leader it first
+// waits for a barrier so the answer is committed state; elsewhere it is the
+// local, possibly not yet committed, view.
+func (n *Node) HasMember(ctx context.Context, id, addr string) (suffrage string, present bool, err error) {
+	if n.IsLeader() {
+		if err := n.barrier(ctx); err != nil {
+			return "", false, err
+		}
+	}
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return "", false, mapError(err)
+	}
+	for _, s := range f.Configuration().Servers {
+		if string(s.ID) == id && (addr == "" || string(s.Address) == addr) {
+			return suffrageName(s.Suffrage), true, nil
+		}
+	}
+	return "", false, nil
+}
+
+// suffrageName maps raft suffrage to the facts vocabulary; Staging (unused
+// by raft today) does not vote, so it is a nonvoter.
+func suffrageName(s raft.ServerSuffrage) string {
+	if s == raft.Voter {
+		return facts.Voter
+	}
+	return facts.Nonvoter
+}
+
+// mapError turns raft errors into this package's sentinels, keeping the
+// original wrapped. Errors already mapped pass through.
+func mapError(err error) error {
+	switch {
+	case err == nil, errors.Is(err, ErrTimeout), errors.Is(err, ErrLeadershipLost):
+		return err
+	case isConfigChanged(err):
+		return fmt.Errorf("%w: %w", ErrConfigChanged, err)
+	case errors.Is(err, raft.ErrNotLeader):
+		return fmt.Errorf("%w: %w: %w", ErrLeadershipLost, ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost),
+		errors.Is(err, raft.ErrLeadershipTransferInProgress),
+		errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrLeadershipLost, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	return err
+}
+
+// isConfigChanged matches raft's unexported-type error
+// "configuration changed since %v (latest is %v)" by its text.
+func isConfigChanged(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "configuration changed since")
+}
