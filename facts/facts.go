@@ -80,6 +80,9 @@ type Topology struct {
 	ConfigIndex uint64   `json:"config_index"`
 	Leader      Leader   `json:"leader"`
 	Servers     []Server `json:"servers"`
+	// Tombstones are ids of removed members, refused until an operator
+	// clears them.
+	Tombstones []string `json:"tombstones"`
 }
 
 // Leader names the current leader.

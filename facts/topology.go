@@ -28,6 +28,7 @@ func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView) (
 		ConfigIndex: cc.Index,
 		Leader:      Leader{ID: cc.LeaderID, Address: cc.LeaderAddr},
 		Servers:     servers,
+		Tombstones:  append([]string{}, cc.Tombstones...),
 	}, nil
 }
 

@@ -35,6 +35,8 @@ type ClusterConfig struct {
 	LeaderID   string
 	LeaderAddr string
 	Servers    []ConfigServer
+	// Tombstones are ids removed from the cluster, refused until cleared.
+	Tombstones []string
 }
 
 // ConfigServer is one raft server plus its API URL when known.

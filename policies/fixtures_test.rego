@@ -29,6 +29,7 @@ good := {
 			{"id": "n1", "address": "127.0.0.1:7401", "suffrage": "voter", "healthy": true},
 			{"id": "n2", "address": "127.0.0.1:7411", "suffrage": "voter", "healthy": true},
 		],
+		"tombstones": ["n0"],
 	},
 }
 

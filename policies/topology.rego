@@ -39,6 +39,7 @@ allow if {
 		well_formed(server)
 	}
 	candidate_is_new
+	not_tombstoned
 	quorum_safe
 }
 
@@ -133,6 +134,18 @@ malformed contains sprintf("leader.%s must be a string, got %s", [field, got]) i
 malformed contains sprintf("servers must be an array, got %s", [kind(input.topology, "servers")]) if {
 	section_present
 	kind(input.topology, "servers") != "array"
+}
+
+malformed contains sprintf("tombstones must be an array of strings, got %s", [kind(input.topology, "tombstones")]) if {
+	section_present
+	not tombstones_well_formed
+}
+
+tombstones_well_formed if {
+	is_array(input.topology.tombstones)
+	every id in input.topology.tombstones {
+		is_string(id)
+	}
 }
 
 malformed contains sprintf("servers[%d] %s", [i, problem]) if {
@@ -234,6 +247,33 @@ deny contains {"code": "DUPLICATE_ADDRESS", "message": msg} if {
 	msg := sprintf(
 		"candidate %v: raft address %q is already used by member %v; give the candidate its own address, or remove the old member first",
 		[candidate_id, input.candidate.raft_addr, member.id],
+	)
+}
+
+# --- Tombstones --------------------------------------------------------------
+
+# METADATA
+# title: Not tombstoned
+# description: The candidate's id is not one of a removed member; proven from
+#   a well-formed tombstones list, never from its absence.
+not_tombstoned if {
+	tombstones_well_formed
+	every id in input.topology.tombstones {
+		id != input.candidate.id
+	}
+}
+
+# METADATA
+# title: Id tombstoned
+# description: A removed member's id is refused until an operator clears its
+#   tombstone, so a stale node cannot come back under its old name.
+deny contains {"code": "ID_TOMBSTONED", "message": msg} if {
+	collected
+	some id in input.topology.tombstones
+	id == input.candidate.id
+	msg := sprintf(
+		"candidate id %q belongs to a removed member; use a new id, or clear the tombstone (admitd clear-tombstone --id %s) if reusing it is intended",
+		[id, id],
 	)
 }
 

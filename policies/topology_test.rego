@@ -150,6 +150,29 @@ test_no_leader_denied if {
 	contains(msg, "cannot add candidate n4: the cluster has no leader")
 }
 
+# --- tombstones --------------------------------------------------------------
+
+test_tombstoned_id_denied if {
+	facts := fixtures.patched("/topology/tombstones", ["n0", "n4"])
+	outcome(facts) == fixtures.denied({"ID_TOMBSTONED"})
+	some msg in messages(facts, "deny", "ID_TOMBSTONED")
+	contains(msg, `candidate id "n4" belongs to a removed member`)
+}
+
+test_empty_tombstones_allowed if {
+	outcome(fixtures.patched("/topology/tombstones", [])) == fixtures.allowed
+}
+
+# Absent tombstones prove nothing: the stage refuses rather than assume none.
+test_tombstones_missing_denied if {
+	outcome(fixtures.without("/topology/tombstones")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+}
+
+test_tombstones_wrong_type_denied if {
+	outcome(fixtures.patched("/topology/tombstones", [4])) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	outcome(fixtures.patched("/topology/tombstones", "n4")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+}
+
 # --- duplicates --------------------------------------------------------------
 
 test_duplicate_id_of_a_server_denied if {

@@ -31,6 +31,7 @@ func (n *Node) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
 		SelfID:     n.cfg.ID,
 		LeaderID:   string(leaderID),
 		LeaderAddr: string(leaderAddr),
+		Tombstones: n.fsm.tombstones(),
 	}
 	members := n.fsm.members()
 	for _, s := range servers {

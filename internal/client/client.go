@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -90,8 +91,8 @@ func (c *Client) getJSON(ctx context.Context, server, path string, v any) error 
 }
 
 func (c *Client) do(ctx context.Context, method, server, path string, body []byte) (*http.Response, error) {
-	url := strings.TrimRight(server, "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	target := strings.TrimRight(server, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
@@ -116,4 +117,38 @@ func readError(resp *http.Response) error {
 		return &StatusError{Status: resp.StatusCode, Code: "UNKNOWN", Message: strings.TrimSpace(string(raw))}
 	}
 	return &StatusError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
+}
+
+// Removal is the answer to a member removal.
+type Removal struct {
+	ID          string `json:"id"`
+	Removed     bool   `json:"removed"`
+	Index       uint64 `json:"index"`
+	ConfigIndex uint64 `json:"config_index"`
+	Tombstoned  bool   `json:"tombstoned"`
+	DecidedBy   string `json:"decided_by"`
+}
+
+// RemoveMember removes a server from the cluster and tombstones its id.
+func (c *Client) RemoveMember(ctx context.Context, server, id string) (Removal, error) {
+	var rm Removal
+	return rm, c.deleteJSON(ctx, server, "/v1/members/"+url.PathEscape(id), &rm)
+}
+
+// ClearTombstone lets a removed id be admitted again.
+func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
+	var out map[string]any
+	return c.deleteJSON(ctx, server, "/v1/tombstones/"+url.PathEscape(id), &out)
+}
+
+func (c *Client) deleteJSON(ctx context.Context, server, path string, v any) error {
+	resp, err := c.do(ctx, http.MethodDelete, server, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return readError(resp)
+	}
+	return json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v)
 }

@@ -49,11 +49,7 @@ func (s *Server) handleAdmissions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.node.IsLeader() {
-		if r.Header.Get(forwardedHeader) != "" {
-			writeError(w, fmt.Errorf("%w: this node is not the leader", ErrNoLeader))
-			return
-		}
-		s.forward(w, r, body)
+		s.forwardOnce(w, r, body)
 		return
 	}
 	d, err := s.Admit(r.Context(), req)

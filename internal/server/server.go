@@ -101,10 +101,12 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/state", s.handleState)
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
-	mux.HandleFunc("POST /v1/admissions", s.handleAdmissions)
+	mux.HandleFunc("POST /v1/admissions", s.guard(s.handleAdmissions))
+	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
+	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
-	mux.HandleFunc("GET /v1/decisions", s.handleDecisions)
-	mux.HandleFunc("GET /v1/decisions/{id}", s.handleDecision)
+	mux.HandleFunc("GET /v1/decisions", s.guard(s.handleDecisions))
+	mux.HandleFunc("GET /v1/decisions/{id}", s.guard(s.handleDecision))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
@@ -113,6 +115,10 @@ func (s *Server) Handler() http.Handler {
 	})
 	return mux
 }
+
+// guard wraps every endpoint that changes state or reveals decisions;
+// access control hooks in here.
+func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc { return h }
 
 // State is this node's init state as served on /v1/state.
 func (s *Server) State() facts.NodeState {

@@ -276,3 +276,36 @@ func TestAdmitFreshThenRefuseDuplicate(t *testing.T) {
 		t.Fatalf("second admission: %d %s", r.status, r.body)
 	}
 }
+
+func TestRemovedIDIsTombstonedUntilCleared(t *testing.T) {
+	leader := startNode(t, "n1", true)
+	first := startNode(t, "n2", false)
+	admit := func(c facts.Candidate) (int, admission.Decision) {
+		var d admission.Decision
+		r := post(t, leader.http.URL+"/v1/admissions", admissionBody(c, false))
+		_ = json.Unmarshal(r.body, &d)
+		return r.status, d
+	}
+	if status, d := admit(first.candidate()); status != http.StatusOK {
+		t.Fatalf("first admission: %d %s", status, d.Reason)
+	}
+	r := do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("remove: %d %s", r.status, r.body)
+	}
+	wantError(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil), http.StatusNotFound, "NOT_FOUND")
+	wantError(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n1", nil), http.StatusBadRequest, "BAD_REQUEST")
+
+	// The same id on a wiped node: fresh, reachable, and still refused.
+	again := startNode(t, "n2", false)
+	status, d := admit(again.candidate())
+	if status != http.StatusForbidden || d.StoppedAt != "topology" || !strings.Contains(d.Reason, "ID_TOMBSTONED") || !d.Permanent {
+		t.Fatalf("tombstoned id: %d %s", status, d.Reason)
+	}
+	if r := do(t, http.MethodDelete, leader.http.URL+"/v1/tombstones/n2", nil); r.status != http.StatusOK {
+		t.Fatalf("clear: %d %s", r.status, r.body)
+	}
+	if status, d := admit(again.candidate()); status != http.StatusOK || d.Applied == nil {
+		t.Fatalf("after clearing: %d %s", status, d.Reason)
+	}
+}

@@ -1,0 +1,104 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/admitd/admitd/facts"
+)
+
+// Removal is the answer to DELETE /v1/members/{id}.
+type Removal struct {
+	ID          string `json:"id"`
+	Removed     bool   `json:"removed"`
+	Index       uint64 `json:"index"`
+	ConfigIndex uint64 `json:"config_index"`
+	Tombstoned  bool   `json:"tombstoned"`
+	DecidedBy   string `json:"decided_by"`
+}
+
+// handleRemoveMember removes a server at the current configuration index
+// and records a tombstone, so the id is refused until an operator clears it.
+func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
+	if !s.node.IsLeader() {
+		s.forwardOnce(w, r, nil)
+		return
+	}
+	id := r.PathValue("id")
+	if err := facts.ValidateID(id); err != nil {
+		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
+		return
+	}
+	if id == s.node.ID() {
+		writeError(w, fmt.Errorf("%w: the leader cannot remove itself; transfer leadership first", ErrBadRequest))
+		return
+	}
+	rm, err := s.removeMember(r.Context(), id)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rm)
+}
+
+func (s *Server) removeMember(ctx context.Context, id string) (*Removal, error) {
+	ctx, cancel := ctxAfter(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	s.admitMu.Lock()
+	defer s.admitMu.Unlock()
+	cc, err := s.node.ClusterConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !hasServer(cc, id) {
+		return nil, fmt.Errorf("%w: %s is not in the configuration", ErrNotFound, id)
+	}
+	index, err := s.node.RemoveServer(ctx, id, cc.Index)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics.configChange("removed")
+	s.log.Info("member removed", "id", id, "index", index)
+	return &Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index, Tombstoned: true, DecidedBy: s.node.ID()}, nil
+}
+
+func hasServer(cc facts.ClusterConfig, id string) bool {
+	for _, sv := range cc.Servers {
+		if sv.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// handleClearTombstone lets a removed id be admitted again.
+func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
+	if !s.node.IsLeader() {
+		s.forwardOnce(w, r, nil)
+		return
+	}
+	id := r.PathValue("id")
+	if err := facts.ValidateID(id); err != nil {
+		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
+		return
+	}
+	ctx, cancel := ctxAfter(r.Context(), s.cfg.ApplyTimeout)
+	defer cancel()
+	if err := s.node.ClearTombstone(ctx, id); err != nil {
+		writeError(w, err)
+		return
+	}
+	s.log.Info("tombstone cleared", "id", id)
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "tombstoned": false})
+}
+
+// forwardOnce forwards to the leader unless the request was already
+// forwarded, so two nodes that disagree on the leader cannot loop.
+func (s *Server) forwardOnce(w http.ResponseWriter, r *http.Request, body []byte) {
+	if r.Header.Get(forwardedHeader) != "" {
+		writeError(w, fmt.Errorf("%w: this node is not the leader", ErrNoLeader))
+		return
+	}
+	s.forward(w, r, body)
+}
