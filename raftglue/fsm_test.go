@@ -93,7 +93,7 @@ func TestFSMSnapshotRoundTrip(t *testing.T) {
 // disables raft's check: ClusterConfig must never report it.
 func TestClusterConfigIndexNonZero(t *testing.T) {
 	n := bootstrapNode(t, testConfig(t, "n1"))
-	f := n.Raft().GetConfiguration()
+	f := n.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		t.Fatal(err)
 	}

@@ -277,8 +277,9 @@ func (n *Node) Addr() string { return n.addr }
 // APIURL is this node's configured API URL.
 func (n *Node) APIURL() string { return n.cfg.APIURL }
 
-// Raft exposes the underlying raft node through the narrow RaftAPI.
-func (n *Node) Raft() RaftAPI { return n.raft }
+// Snapshot takes a raft snapshot now, for operators and tests. The raft
+// handle itself is not exported: membership changes go through a Grant.
+func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
 // ClusterID is the replicated cluster id, "" until one is known here.
 func (n *Node) ClusterID() string { return n.fsm.clusterID() }

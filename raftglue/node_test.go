@@ -101,7 +101,7 @@ func TestSnapshotRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := n.Raft().Snapshot().Error(); err != nil {
+	if err := n.Snapshot(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
 	if err := n.Put(ctx, "after", "snap"); err != nil {
