@@ -4,7 +4,7 @@ OPA     := $(GO) tool opa
 BIN     := bin/admitd
 POLICY_FLAGS := --capabilities policies/capabilities.json --ignore capabilities.json
 
-.PHONY: build run test test-go test-policies lint bench demo faults fmt clean
+.PHONY: build run test test-go test-policies lint bench demo faults fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/admitd
@@ -27,8 +27,27 @@ lint:
 	$(GO) vet ./...
 	@test -z "$$($(OPA) fmt --list policies/)" || { echo "opa fmt needed:"; $(OPA) fmt --list policies/; exit 1; }
 
-bench:
+# Each fuzzer runs for FUZZTIME, one after another (go test -fuzz takes one
+# fuzz target per package run). A short minimize time keeps the workers
+# fuzzing: with the 60s default they can spend most of a run minimizing new
+# inputs and report 0 execs/sec (golang/go#51484).
+FUZZTIME ?= 60s
+FUZZMINIMIZETIME ?= 5s
+FUZZERS  := FuzzDecode:./facts/ FuzzParseNodeState:./facts/ FuzzDecodeAdmissionRequest:./internal/server/ FuzzJSONValue:./admission/
+
+fuzz:
+	@set -e; for f in $(FUZZERS); do \
+		echo "== $${f%%:*} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${f%%:*}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) $${f#*:}; \
+	done
+
+# The Go micro-benchmarks of the evaluation path, then the side-by-side
+# harness (internal/tools/bench): admitd against the stock OPA server built
+# from the pinned module, all on 127.0.0.1; docs/benchmarks.md has a run.
+bench: build
+	$(GO) build -o bin/opa github.com/open-policy-agent/opa
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
+	$(GO) run ./internal/tools/bench -admitd $(BIN) -opa bin/opa -go $(GO)
 
 demo: build
 	$(GO) run ./internal/tools/demo -bin $(BIN)

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -112,6 +113,44 @@ func BenchmarkEvaluateDenyEarly(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+}
+
+// BenchmarkEvaluateServers is the full pipeline on an allowed candidate
+// with n healthy voters in the topology: how evaluation grows with the
+// cluster.
+func BenchmarkEvaluateServers(b *testing.B) {
+	e := benchEngine(b)
+	raw, err := os.ReadFile("../testdata/scenarios/allow-2-to-3/facts.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, n := range []int{3, 9, 33, 99} {
+		d, err := facts.DecodeBytes(raw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		servers := []facts.Server{{ID: "n1", Address: "127.0.0.1:7401", Suffrage: facts.Voter, Healthy: true}}
+		for i := 2; i <= n; i++ {
+			servers = append(servers, facts.Server{
+				ID: fmt.Sprintf("s%03d", i), Address: fmt.Sprintf("10.9.%d.%d:7401", i/250, i%250+1),
+				Suffrage: facts.Voter, Healthy: true,
+			})
+		}
+		d.Doc.Topology.Servers = servers
+		in, err := InputFromDocument(d.Doc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("servers=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !e.Evaluate(ctx, in).Allowed {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
 }
 
 // BenchmarkNewInput is the one-time conversion of a document for OPA.

@@ -30,7 +30,13 @@ type StageResult struct {
 	Deny       []Violation `json:"deny"`
 	Warn       []Violation `json:"warn"`
 	DurationMS *float64    `json:"duration_ms,omitempty"`
-	Explain    []string    `json:"explain,omitempty"`
+	// DurationShared says DurationMS is the time of one evaluation that
+	// decided every evaluated stage at once, not this stage's alone.
+	DurationShared bool     `json:"duration_shared,omitempty"`
+	Explain        []string `json:"explain,omitempty"`
+	// Enforcement is "warn" for a site stage whose denies only warn
+	// (data.admitd.pipeline.enforcement); empty means enforced.
+	Enforcement string `json:"enforcement,omitempty"`
 }
 
 // Applied records a configuration change made for an allowed decision.

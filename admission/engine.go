@@ -15,7 +15,6 @@ import (
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
-	"github.com/open-policy-agent/opa/v1/util"
 
 	"github.com/admitd/admitd/facts"
 )
@@ -32,7 +31,13 @@ type Engine struct {
 	stages    []string
 	present   map[string]bool
 	permanent map[string]bool
-	queries   map[string]rego.PreparedEvalQuery
+	ext       *extensions // enforcement, mask, site facts, explain (enforce.go)
+
+	// Evaluation proper reads only each stage's allow, deny and warn (see
+	// pipeline.go): all stages in one query, and one query per stage to
+	// fall back on when the combined evaluation fails.
+	all    rego.PreparedEvalQuery
+	narrow map[string]rego.PreparedEvalQuery
 }
 
 // Revision is the hash of the policy files.
@@ -52,13 +57,10 @@ type Input struct {
 	value ast.Value
 }
 
-// NewInput converts a decoded document once for all stages.
+// NewInput converts a decoded document once for all stages: its raw JSON
+// is parsed straight into the value OPA evaluates (see jsonValue).
 func NewInput(d *facts.Decoded) (*Input, error) {
-	var x any
-	if err := util.UnmarshalJSON(d.Raw, &x); err != nil {
-		return nil, fmt.Errorf("%w: %v", facts.ErrMalformed, err)
-	}
-	v, err := ast.InterfaceToValue(x)
+	v, err := jsonValue(d.Raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", facts.ErrMalformed, err)
 	}
@@ -95,13 +97,22 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) *Decision {
 }
 
 func (e *Engine) runStages(ctx context.Context, in *Input, d *Decision) bool {
+	// One evaluation decides every stage; nil means it failed, and each
+	// stage is then evaluated alone, in order, to attribute the failure.
+	all := e.evalAll(ctx, in)
 	passed := true
-	for _, name := range e.stages {
+	for i, name := range e.stages {
 		if !passed {
 			d.Stages = append(d.Stages, skipped(name))
 			continue
 		}
-		r := e.evalStage(ctx, name, in)
+		var r StageResult
+		if all != nil {
+			r = all.stage(i, name, e.present[name])
+		} else {
+			r = e.evalStage(ctx, name, in)
+		}
+		r = e.enforce(r)
 		d.Stages = append(d.Stages, r)
 		if r.Outcome != OutcomeAllow {
 			passed = false
@@ -163,10 +174,12 @@ func (e *Engine) isPermanent(d *Decision) bool {
 	return false
 }
 
-// evalStage evaluates one stage package; every anomaly is a STAGE_ERROR.
-func (e *Engine) evalStage(ctx context.Context, name string, in *Input) StageResult {
+// evalStage evaluates one stage alone; every anomaly is a STAGE_ERROR.
+// Its duration is its own (the result is named so the deferred timing
+// reaches the caller).
+func (e *Engine) evalStage(ctx context.Context, name string, in *Input) (r StageResult) {
 	start := time.Now()
-	r := StageResult{Name: name, Deny: []Violation{}, Warn: []Violation{}}
+	r = StageResult{Name: name, Deny: []Violation{}, Warn: []Violation{}}
 	defer func() {
 		ms := facts.Ms(time.Since(start))
 		r.DurationMS = &ms
@@ -174,31 +187,42 @@ func (e *Engine) evalStage(ctx context.Context, name string, in *Input) StageRes
 	if !e.present[name] {
 		return stageError(r, fmt.Sprintf("stage %s has no package admitd.stages.%s", name, name))
 	}
-	rs, err := e.queries[name].Eval(ctx, rego.EvalParsedInput(in.value))
+	rs, err := e.narrow[name].Eval(ctx, evalOptions(in)...)
 	if err != nil {
 		return stageError(r, fmt.Sprintf("stage %s: evaluation failed: %v", name, err))
 	}
 	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
-		return stageError(r, fmt.Sprintf("stage %s: package result undefined", name))
+		return stageError(r, fmt.Sprintf("stage %s: result undefined", name))
 	}
 	return judge(r, rs[0].Expressions[0].Value)
 }
 
-// judge reads allow, deny and warn from a stage package's value.
+// judge reads allow, deny and warn from a stage's stageRefs value: three
+// arrays holding the rule's value, or nothing when it is undefined.
 func judge(r StageResult, v any) StageResult {
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return stageError(r, fmt.Sprintf("stage %s: package value is %T, not an object", r.Name, v))
+	refs, ok := v.([]any)
+	if !ok || len(refs) != len(stageRules) {
+		return stageError(r, fmt.Sprintf("stage %s: result is %T, not [allow, deny, warn]", r.Name, v))
 	}
-	allow, ok := obj["allow"].(bool)
+	var got [len(stageRules)]any
+	for i, x := range refs {
+		vals, ok := x.([]any)
+		if !ok || len(vals) > 1 {
+			return stageError(r, fmt.Sprintf("stage %s: %s has more than one value", r.Name, stageRules[i]))
+		}
+		if len(vals) == 1 {
+			got[i] = vals[0]
+		}
+	}
+	allow, ok := got[0].(bool)
 	if !ok {
 		return stageError(r, fmt.Sprintf("stage %s: allow is undefined or not a boolean", r.Name))
 	}
-	deny, err := violations(obj["deny"])
+	deny, err := violations(got[1])
 	if err != nil {
 		return stageError(r, fmt.Sprintf("stage %s: deny: %v", r.Name, err))
 	}
-	warn, err := violations(obj["warn"])
+	warn, err := violations(got[2])
 	if err != nil {
 		return stageError(r, fmt.Sprintf("stage %s: warn: %v", r.Name, err))
 	}

@@ -76,6 +76,9 @@ func Load(ctx context.Context, src Source) (*Engine, error) {
 	if err := e.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
 	}
+	if err := e.extend(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
+	}
 	return e, nil
 }
 
@@ -166,7 +169,7 @@ func runtimeFilter(abspath string, info fs.FileInfo, _ int) bool {
 	return !policyFile(name) || isTest(name) || name == CapabilitiesFile
 }
 
-// prepare reads the pipeline and prepares one query per stage.
+// prepare reads the pipeline and prepares the stage queries (pipeline.go).
 func (e *Engine) prepare(ctx context.Context) error {
 	stages, err := e.readStrings(ctx, "data.admitd.pipeline.stages")
 	if err != nil {
@@ -182,17 +185,11 @@ func (e *Engine) prepare(ctx context.Context) error {
 			e.permanent[c] = true
 		}
 	}
-	e.queries = make(map[string]rego.PreparedEvalQuery, len(stages))
 	e.present = map[string]bool{}
 	for _, s := range stages {
 		e.present[s] = e.hasPackage("admitd.stages." + s)
-		pq, err := e.newQuery("data.admitd.stages." + s).PrepareForEval(ctx)
-		if err != nil {
-			return fmt.Errorf("stage %s: %v", s, err)
-		}
-		e.queries[s] = pq
 	}
-	return nil
+	return e.prepareStages(ctx)
 }
 
 // checkPipeline refuses an empty pipeline, duplicates, odd names, and one

@@ -2,6 +2,7 @@ package facts
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,12 +18,16 @@ type CollectConfig struct {
 	InitState    time.Duration // init_state section; default 1.5s
 	Topology     time.Duration // topology section; default 1.5s
 
-	RaftDialAttempts int           // sequential TCP handshakes; default 3
+	RaftDialAttempts int           // TCP handshakes, made at once; default 3
 	DialTimeout      time.Duration // per handshake; default 500ms
 
 	// HTTPClient makes candidate and member calls; it carries TLS when
 	// configured. Default: no redirects followed, bounded timeouts.
 	HTTPClient *http.Client
+
+	// TLSRequired says this node runs with TLS: the candidate must serve
+	// HTTPS, and its certificate's identity is recorded as a fact.
+	TLSRequired bool
 
 	// MaxStateBytes bounds a /v1/state body; default 64 KiB.
 	MaxStateBytes int64
@@ -66,7 +71,11 @@ func orDefault(d, def time.Duration) time.Duration {
 // It follows no redirects (a 3xx is an answer, not a hint to call elsewhere),
 // uses no proxy (peers are addressed directly, like raft itself), and caps
 // response headers because candidates are not trusted.
-var defaultHTTPClient = sync.OnceValue(func() *http.Client {
+var defaultHTTPClient = sync.OnceValue(func() *http.Client { return NewHTTPClient(nil) })
+
+// NewHTTPClient is the collectors' client with tlsCfg (nil: Go's defaults)
+// for HTTPS calls.
+func NewHTTPClient(tlsCfg *tls.Config) *http.Client {
 	return &http.Client{
 		Timeout: DefaultOverall,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -79,9 +88,10 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 			MaxResponseHeaderBytes: 16 << 10,
 			MaxIdleConnsPerHost:    2,
 			IdleConnTimeout:        30 * time.Second,
+			TLSClientConfig:        tlsCfg,
 		},
 	}
-})
+}
 
 // Gather collects all sections concurrently, each under its own deadline
 // inside cfg.Overall. Every section is non-nil; one that could not finish

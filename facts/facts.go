@@ -60,6 +60,19 @@ type APIProbe struct {
 	Status int     `json:"status"`
 	RTTMS  float64 `json:"rtt_ms"`
 	Error  string  `json:"error"`
+	TLS    TLSInfo `json:"tls"`
+}
+
+// TLSInfo is the identity the candidate's API proved over TLS. Enabled
+// means this node runs with TLS, so the candidate had to serve HTTPS;
+// Verified means its certificate chained to a trusted CA, and URIs and
+// DNSNames are that certificate's SANs.
+type TLSInfo struct {
+	Enabled  bool     `json:"enabled"`
+	Verified bool     `json:"verified"`
+	URIs     []string `json:"uris"`
+	DNSNames []string `json:"dns_names"`
+	Error    string   `json:"error"`
 }
 
 // InitState is what the candidate reports about its own raft state.

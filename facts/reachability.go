@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -21,13 +22,17 @@ func collectReachability(ctx context.Context, cfg CollectConfig, raftAddr string
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &Reachability{Raft: raft, API: res.apiProbe()}, nil
+	api := res.apiProbe()
+	api.TLS = res.tlsInfo(cfg.TLSRequired)
+	return &Reachability{Raft: raft, API: api}, nil
 }
 
-// probeRaft makes up to attempts sequential TCP handshakes, closing each at
-// once. OK means at least one succeeded; the counts are recorded so a policy
-// can demand successes == attempts. Attempts stop early when ctx ends, and
-// Attempts then says how many were made.
+// probeRaft makes attempts TCP handshakes at once, closing each as soon as
+// it completes: concurrent, so a reachable candidate costs one round trip
+// rather than attempts of them, and each one fresh, so a dead listener is
+// never hidden behind a reused connection. OK means at least one succeeded;
+// the counts are recorded so a policy can demand successes == attempts.
+// None starts once ctx has ended, and Attempts then says how many were made.
 func probeRaft(ctx context.Context, addr string, attempts int, dialTimeout time.Duration) RaftProbe {
 	var p RaftProbe
 	if err := ValidateHostPort(addr); err != nil {
@@ -35,21 +40,34 @@ func probeRaft(ctx context.Context, addr string, attempts int, dialTimeout time.
 		return p
 	}
 	d := net.Dialer{Timeout: dialTimeout}
-	var rtts []time.Duration
+	rtts := make([]time.Duration, attempts)
+	errs := make([]error, attempts)
+	var wg sync.WaitGroup
 	for i := 0; i < attempts && ctx.Err() == nil; i++ {
 		p.Attempts++
-		start := time.Now()
-		conn, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			p.Error = err.Error()
+		wg.Go(func() {
+			start := time.Now()
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			rtts[i] = time.Since(start)
+			conn.Close()
+		})
+	}
+	wg.Wait()
+	var ok []time.Duration
+	for i := range p.Attempts {
+		if errs[i] != nil {
+			p.Error = errs[i].Error()
 			continue
 		}
-		rtts = append(rtts, time.Since(start))
-		conn.Close()
+		ok = append(ok, rtts[i])
 	}
-	p.Successes = len(rtts)
+	p.Successes = len(ok)
 	p.OK = p.Successes >= 1
-	p.RTTMS = ms(median(rtts))
+	p.RTTMS = ms(median(ok))
 	return p
 }
 

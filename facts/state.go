@@ -3,6 +3,7 @@ package facts
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,6 +96,7 @@ type stateResult struct {
 	rtt    time.Duration
 	state  NodeState
 	err    error
+	conn   *tls.ConnectionState // nil unless the answer came over TLS
 }
 
 // apiProbe is the reachability view of the fetch.
@@ -126,6 +128,7 @@ func fetchState(ctx context.Context, client *http.Client, apiURL string, max int
 	}
 	defer resp.Body.Close()
 	res.status = resp.StatusCode
+	res.conn = resp.TLS
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		res.err = fmt.Errorf("GET %s: status %s", url, resp.Status)
 		return res

@@ -14,7 +14,10 @@ good := {
 	"reachability": {
 		"collected": true, "error": "", "duration_ms": 0.41,
 		"raft": {"ok": true, "attempts": 3, "successes": 3, "rtt_ms": 0.08, "error": ""},
-		"api": {"ok": true, "status": 200, "rtt_ms": 0.30, "error": ""},
+		"api": {
+			"ok": true, "status": 200, "rtt_ms": 0.30, "error": "",
+			"tls": {"enabled": false, "verified": false, "uris": [], "dns_names": [], "error": ""},
+		},
 	},
 	"init_state": {
 		"collected": true, "error": "", "duration_ms": 0.35,

@@ -29,6 +29,8 @@ test_every_stage_fails_closed_on_empty_facts if {
 test_permanent_codes if {
 	"ALREADY_INITIALIZED" in pipeline.permanent_codes
 	"DUPLICATE_ID" in pipeline.permanent_codes
+	"IDENTITY_MISMATCH" in pipeline.permanent_codes
+	not "IDENTITY_UNPROVEN" in pipeline.permanent_codes
 	not "RAFT_UNREACHABLE" in pipeline.permanent_codes
 	not "QUORUM_UNSAFE" in pipeline.permanent_codes
 }

@@ -33,16 +33,16 @@ allow if {
 
 # --- Candidate ---------------------------------------------------------------
 
-candidate_fields := ["id", "raft_addr", "api_url"]
-
 # METADATA
 # title: Candidate valid
 # description: The candidate names itself with non-empty strings.
 candidate_valid if {
-	every field in candidate_fields {
-		is_string(input.candidate[field])
-		input.candidate[field] != ""
-	}
+	is_string(input.candidate.id)
+	input.candidate.id != ""
+	is_string(input.candidate.raft_addr)
+	input.candidate.raft_addr != ""
+	is_string(input.candidate.api_url)
+	input.candidate.api_url != ""
 }
 
 # METADATA
@@ -109,7 +109,22 @@ schema := {
 	"api": {"ok": "boolean", "status": "number", "error": "string"},
 }
 
+# METADATA
+# title: Well typed
+# description: Every field of schema has its type. It implies that malformed
+#   is empty, so the detailed checks below only run on facts that are not;
+#   keep it in step with schema.
+well_typed if {
+	is_boolean(input.reachability.raft.ok)
+	is_number(input.reachability.raft.successes)
+	is_string(input.reachability.raft.error)
+	is_boolean(input.reachability.api.ok)
+	is_number(input.reachability.api.status)
+	is_string(input.reachability.api.error)
+}
+
 malformed contains sprintf("%s must be an object, got %s", [probe, got]) if {
+	not well_typed
 	section_present
 	some probe, _ in schema
 	got := kind(input.reachability, probe)
@@ -117,6 +132,7 @@ malformed contains sprintf("%s must be an object, got %s", [probe, got]) if {
 }
 
 malformed contains sprintf("%s.%s must be a %s, got %s", [probe, field, want, got]) if {
+	not well_typed
 	some probe, fields in schema
 	is_object(input.reachability[probe])
 	some field, want in fields
@@ -229,10 +245,10 @@ probe_field(probe, field) := v if {
 	v := json.marshal(input.reachability[probe][field])
 } else := "?"
 
-# kind is the JSON type of obj[key], or "missing".
-kind(obj, key) := type_name(obj[key])
-
-kind(obj, key) := "missing" if {
+# kind is the JSON type of obj[key], or "missing" when obj is an object
+# without key. The else avoids building object.keys(obj) on every call.
+kind(obj, key) := t if {
+	t := type_name(obj[key])
+} else := "missing" if {
 	is_object(obj)
-	not key in object.keys(obj)
 }

@@ -34,10 +34,7 @@ allow if {
 	collected
 	is_number(input.topology.config_index)
 	has_leader
-	is_array(input.topology.servers)
-	every server in input.topology.servers {
-		well_formed(server)
-	}
+	servers_well_formed
 	candidate_is_new
 	not_tombstoned
 	quorum_safe
@@ -50,10 +47,10 @@ allow if {
 # description: The candidate's id and raft address, compared with the members
 #   below, are non-empty strings.
 candidate_valid if {
-	every field in ["id", "raft_addr"] {
-		is_string(input.candidate[field])
-		input.candidate[field] != ""
-	}
+	is_string(input.candidate.id)
+	input.candidate.id != ""
+	is_string(input.candidate.raft_addr)
+	input.candidate.raft_addr != ""
 }
 
 # METADATA
@@ -114,17 +111,51 @@ deny contains {"code": "TOPOLOGY_MALFORMED", "message": msg} if {
 	)
 }
 
+# METADATA
+# title: Well typed
+# description: Every field the stage reads has its type, checked in one pass
+#   over the servers. It implies that malformed is empty, so the detailed
+#   checks below only run on facts that are not.
+well_typed if {
+	is_number(input.topology.config_index)
+	is_string(input.topology.leader.id)
+	is_string(input.topology.leader.address)
+	tombstones_well_formed
+	servers_well_formed
+}
+
+# METADATA
+# title: Servers well formed
+# description: servers is an array of objects with a string id and address,
+#   a suffrage of "voter" or "nonvoter" and a boolean healthy, so no server
+#   has server_problems.
+servers_well_formed if {
+	is_array(input.topology.servers)
+	count(well_formed_servers) == count(input.topology.servers)
+}
+
+well_formed_servers := [i |
+	some i, server in input.topology.servers
+	is_string(server.id)
+	is_string(server.address)
+	server.suffrage in suffrages
+	is_boolean(server.healthy)
+]
+
 malformed contains sprintf("config_index must be a number, got %s", [kind(input.topology, "config_index")]) if {
+	not well_typed
 	section_present
 	kind(input.topology, "config_index") != "number"
 }
 
 malformed contains sprintf("leader must be an object, got %s", [kind(input.topology, "leader")]) if {
+	not well_typed
 	section_present
 	kind(input.topology, "leader") != "object"
 }
 
 malformed contains sprintf("leader.%s must be a string, got %s", [field, got]) if {
+	not well_typed
 	is_object(input.topology.leader)
 	some field in ["id", "address"]
 	got := kind(input.topology.leader, field)
@@ -132,11 +163,13 @@ malformed contains sprintf("leader.%s must be a string, got %s", [field, got]) i
 }
 
 malformed contains sprintf("servers must be an array, got %s", [kind(input.topology, "servers")]) if {
+	not well_typed
 	section_present
 	kind(input.topology, "servers") != "array"
 }
 
 malformed contains sprintf("tombstones must be an array of strings, got %s", [kind(input.topology, "tombstones")]) if {
+	not well_typed
 	section_present
 	not tombstones_well_formed
 }
@@ -149,6 +182,7 @@ tombstones_well_formed if {
 }
 
 malformed contains sprintf("servers[%d] %s", [i, problem]) if {
+	not servers_well_formed
 	is_array(input.topology.servers)
 	some i, server in input.topology.servers
 	some problem in server_problems(server)
@@ -177,8 +211,6 @@ server_problems(server) := problems if {
 	problems := types | values
 }
 
-well_formed(server) if count(server_problems(server)) == 0
-
 # --- Leader ------------------------------------------------------------------
 
 # METADATA
@@ -206,16 +238,19 @@ deny contains {"code": "NO_LEADER", "message": msg} if {
 # METADATA
 # title: Candidate is new
 # description: Neither the candidate's id nor its raft address is used by the
-#   leader or any server.
+#   leader or any of the (well formed) servers.
 candidate_is_new if {
 	candidate_valid
 	input.topology.leader.id != input.candidate.id
 	input.topology.leader.address != input.candidate.raft_addr
-	every server in input.topology.servers {
-		server.id != input.candidate.id
-		server.address != input.candidate.raft_addr
-	}
+	servers_well_formed
+	not input.candidate.id in server_ids
+	not input.candidate.raft_addr in server_addresses
 }
+
+server_ids := {server.id | some server in input.topology.servers}
+
+server_addresses := {server.address | some server in input.topology.servers}
 
 # All members by id and address: the servers and the leader.
 members contains {"id": server.id, "address": server.address} if {
@@ -229,6 +264,7 @@ members contains {"id": input.topology.leader.id, "address": input.topology.lead
 # description: A member already uses the candidate's id.
 deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 	collected
+	not candidate_is_new
 	some member in members
 	member.id == input.candidate.id
 	msg := sprintf(
@@ -242,6 +278,7 @@ deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 # description: A member already uses the candidate's raft address.
 deny contains {"code": "DUPLICATE_ADDRESS", "message": msg} if {
 	collected
+	not candidate_is_new
 	some member in members
 	member.address == input.candidate.raft_addr
 	msg := sprintf(
@@ -285,7 +322,7 @@ voters := [server |
 	server.suffrage == "voter"
 ]
 
-healthy_voters := [voter | some voter in voters; healthy(voter)]
+healthy_voters := [voter | some voter in voters; voter.healthy == true]
 
 healthy(server) if server.healthy == true
 
@@ -362,10 +399,10 @@ collector_error := v if {
 	v != ""
 } else := "no error reported"
 
-# kind is the JSON type of obj[key], or "missing".
-kind(obj, key) := type_name(obj[key])
-
-kind(obj, key) := "missing" if {
+# kind is the JSON type of obj[key], or "missing" when obj is an object
+# without key. The else avoids building object.keys(obj) on every call.
+kind(obj, key) := t if {
+	t := type_name(obj[key])
+} else := "missing" if {
 	is_object(obj)
-	not key in object.keys(obj)
 }

@@ -17,6 +17,7 @@ type evalFlags struct {
 	policies string
 	facts    string
 	output   string
+	explain  bool
 }
 
 func newEvalCmd() *cobra.Command {
@@ -32,6 +33,7 @@ func newEvalCmd() *cobra.Command {
 	cmd.Flags().StringVar(&f.policies, "policies", "", "policy directory (default ./policies, else the embedded set)")
 	cmd.Flags().StringVar(&f.facts, "facts", "", "facts document file, or - for standard input")
 	cmd.Flags().StringVarP(&f.output, "output", "o", render.Table, "output format: table or json")
+	cmd.Flags().BoolVar(&f.explain, "explain", false, "show the rules that fired or failed in each evaluated stage")
 	return cmd
 }
 
@@ -51,6 +53,9 @@ func runEval(cmd *cobra.Command, f evalFlags) error {
 		return err
 	}
 	d := engine.Evaluate(cmd.Context(), in)
+	if f.explain {
+		engine.Explain(cmd.Context(), in, d)
+	}
 	if err := render.Decision(cmd.OutOrStdout(), f.output, d); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ type joinFlags struct {
 	req     client.AdmitRequest
 	output  string
 	timeout time.Duration
+	creds   clientFlags
 }
 
 func newJoinCmd() *cobra.Command {
@@ -34,8 +35,10 @@ func newJoinCmd() *cobra.Command {
 	fl.StringVar(&f.req.Candidate.RaftAddr, "raft-addr", "", "candidate raft address")
 	fl.StringVar(&f.req.Candidate.APIURL, "api-url", "", "candidate API URL")
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "decide without changing the cluster")
+	fl.BoolVar(&f.req.Explain, "explain", false, "show the rules that fired or failed in each evaluated stage")
 	fl.StringVarP(&f.output, "output", "o", render.Table, "output format: table or json")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up waiting for the decision after this long")
+	f.creds.register(cmd)
 	return cmd
 }
 
@@ -52,7 +55,11 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if err := render.CheckFormat(f.output); err != nil {
 		return usageErr(err)
 	}
-	d, err := client.New(f.timeout).Admit(cmd.Context(), f.server, f.req)
+	cl, err := f.creds.client(f.timeout)
+	if err != nil {
+		return err
+	}
+	d, err := cl.Admit(cmd.Context(), f.server, f.req)
 	if err != nil {
 		return err
 	}

@@ -6,12 +6,11 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-
-	"github.com/admitd/admitd/internal/client"
 )
 
 func newRemoveCmd() *cobra.Command {
 	var server, id string
+	var creds clientFlags
 	cmd := &cobra.Command{
 		Use:   "remove --server URL --id ID",
 		Short: "Remove a member and tombstone its id",
@@ -20,7 +19,11 @@ func newRemoveCmd() *cobra.Command {
 			if server == "" || id == "" {
 				return usageErr(errors.New("--server and --id are required"))
 			}
-			rm, err := client.New(30*time.Second).RemoveMember(cmd.Context(), server, id)
+			cl, err := creds.client(30 * time.Second)
+			if err != nil {
+				return err
+			}
+			rm, err := cl.RemoveMember(cmd.Context(), server, id)
 			if err != nil {
 				return err
 			}
@@ -30,11 +33,13 @@ func newRemoveCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&server, "server", "", "API URL of any cluster node")
 	cmd.Flags().StringVar(&id, "id", "", "member id")
+	creds.register(cmd)
 	return cmd
 }
 
 func newClearTombstoneCmd() *cobra.Command {
 	var server, id string
+	var creds clientFlags
 	cmd := &cobra.Command{
 		Use:   "clear-tombstone --server URL --id ID",
 		Short: "Allow a removed member's id to be admitted again",
@@ -43,7 +48,11 @@ func newClearTombstoneCmd() *cobra.Command {
 			if server == "" || id == "" {
 				return usageErr(errors.New("--server and --id are required"))
 			}
-			if err := client.New(30*time.Second).ClearTombstone(cmd.Context(), server, id); err != nil {
+			cl, err := creds.client(30 * time.Second)
+			if err != nil {
+				return err
+			}
+			if err := cl.ClearTombstone(cmd.Context(), server, id); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "tombstone for %s cleared\n", id)
@@ -52,5 +61,6 @@ func newClearTombstoneCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&server, "server", "", "API URL of any cluster node")
 	cmd.Flags().StringVar(&id, "id", "", "member id")
+	creds.register(cmd)
 	return cmd
 }

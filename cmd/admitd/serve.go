@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/admitd/admitd/internal/daemon"
+	"github.com/admitd/admitd/internal/server"
 )
 
 type serveFlags struct {
@@ -19,6 +20,7 @@ type serveFlags struct {
 	join     string
 	logLevel string
 	logJSON  bool
+	token    string // token file
 }
 
 func newServeCmd() *cobra.Command {
@@ -36,7 +38,7 @@ func newServeCmd() *cobra.Command {
 	fl.StringVar(&c.ID, "id", "node1", "this node's raft server id")
 	fl.StringVar(&c.RaftAddr, "raft-addr", "127.0.0.1:7401", "raft address to bind and advertise")
 	fl.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:7400", "HTTP API address")
-	fl.StringVar(&c.APIURL, "api-url", "", "advertised API URL (default http://<http-addr>)")
+	fl.StringVar(&c.APIURL, "api-url", "", "advertised API URL (default http://<http-addr>, https:// with --tls-cert)")
 	fl.StringVar(&c.DataDir, "data-dir", "", "data directory (default ./data/<id>)")
 	fl.StringVar(&c.Policies, "policies", "", "policy directory (default ./policies, else the embedded set)")
 	fl.BoolVar(&c.Bootstrap, "bootstrap", false, "start a new cluster (only without existing state)")
@@ -52,10 +54,13 @@ func newServeCmd() *cobra.Command {
 	fl.DurationVar(&c.Raft.LeaderLease, "raft-leader-lease-timeout", 0, "raft leader lease timeout (0: raft default)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
+	registerSecurity(cmd, &f)
+	registerOps(cmd, &c.Ops)
 	return cmd
 }
 
 func runServe(cmd *cobra.Command, f serveFlags) error {
+	tuneGC()
 	cfg := f.cfg
 	if cfg.Bootstrap && f.join != "" {
 		return usageErr(errors.New("--bootstrap and --join exclude each other"))
@@ -66,6 +71,16 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	level := hclog.LevelFromString(f.logLevel)
 	if level == hclog.NoLevel {
 		return usageErr(errors.New("unknown --log-level " + f.logLevel))
+	}
+	if err := prepareOps(cmd, &cfg); err != nil {
+		return err
+	}
+	if f.token != "" {
+		token, err := server.ReadToken(f.token)
+		if err != nil {
+			return err
+		}
+		cfg.Token = token
 	}
 	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: "admitd", Level: level, JSONFormat: f.logJSON, Output: os.Stderr})
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -6,12 +6,12 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/render"
 )
 
 func newStatusCmd() *cobra.Command {
 	var server, output string
+	var creds clientFlags
 	cmd := &cobra.Command{
 		Use:   "status --server URL [-o table|json]",
 		Short: "Show a node's state and its cluster",
@@ -23,7 +23,10 @@ func newStatusCmd() *cobra.Command {
 			if err := render.CheckFormat(output); err != nil {
 				return usageErr(err)
 			}
-			cl := client.New(10 * time.Second)
+			cl, err := creds.client(10 * time.Second)
+			if err != nil {
+				return err
+			}
 			st, err := cl.State(cmd.Context(), server)
 			if err != nil {
 				return err
@@ -34,5 +37,6 @@ func newStatusCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:7400", "API URL of a node")
 	cmd.Flags().StringVarP(&output, "output", "o", render.Table, "output format: table or json")
+	creds.register(cmd)
 	return cmd
 }

@@ -45,6 +45,7 @@ func (e *StatusError) Error() string {
 type AdmitRequest struct {
 	Candidate facts.Candidate `json:"candidate"`
 	DryRun    bool            `json:"dry_run"`
+	Explain   bool            `json:"explain,omitempty"`
 }
 
 // Admit asks server to admit a candidate. A 200 or 403 returns the

@@ -4,6 +4,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
-	"github.com/admitd/admitd/internal/policyset"
 	"github.com/admitd/admitd/internal/server"
 	"github.com/admitd/admitd/internal/version"
 	"github.com/admitd/admitd/raftglue"
@@ -36,6 +36,18 @@ type Config struct {
 	Collect     facts.CollectConfig
 	Raft        RaftTimeouts
 	Decisions   int
+	// Token is the cluster's shared bearer token; empty leaves the API open.
+	Token string
+	TLS   TLSFiles
+	// AdmissionRate limits POST /v1/admissions per second, in bursts of
+	// AdmissionBurst; 0 is unlimited.
+	AdmissionRate  float64
+	AdmissionBurst int
+
+	// Ops: mode, decision log, site facts, policy tests and reloads (reload.go).
+	Ops OpsConfig
+
+	clientTLS *tls.Config // loaded from TLS, for the join client
 }
 
 // RaftTimeouts tune raft; zero keeps raft's LAN defaults.
@@ -50,17 +62,33 @@ var ErrJoinRefused = errors.New("join refused")
 func Run(ctx context.Context, cfg Config) error {
 	cfg = withDefaults(cfg)
 	log := cfg.Logger
-	engine, err := loadPolicies(ctx, cfg.Policies)
+	if err := cfg.Ops.Check(); err != nil {
+		return err
+	}
+	engine, err := loadPolicySet(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	log.Info("policies loaded", "source", engine.Source(), "revision", engine.Revision(), "stages", engine.Stages())
+	logPolicySet(log, engine)
+	dlog, err := openDecisionLog(cfg)
+	if err != nil {
+		return err
+	}
+	if dlog != nil {
+		defer dlog.Close()
+	}
+	sec, err := loadSecurity(cfg.TLS)
+	if err != nil {
+		return err
+	}
+	warnIfOpen(log, cfg, sec)
+	cfg.clientTLS, cfg.Collect = sec.client, sec.collect(cfg.Collect)
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
 	if cfg.APIURL == "" {
-		cfg.APIURL = "http://" + ln.Addr().String()
+		cfg.APIURL = sec.scheme() + "://" + ln.Addr().String()
 	}
 	node, err := openNode(cfg)
 	if err != nil {
@@ -69,12 +97,19 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer shutdownNode(log, node)
 	srv, err := server.New(server.Config{Node: node, Engine: engine, Logger: log.Named("api"),
-		Collect: cfg.Collect, DecisionsKept: cfg.Decisions})
+		Collect: cfg.Collect, DecisionsKept: cfg.Decisions,
+		Token: cfg.Token, ClientTLS: sec.client, AdmissionRate: cfg.AdmissionRate, AdmissionBurst: cfg.AdmissionBurst,
+		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(),
+		Reload: func(ctx context.Context) (*admission.Engine, error) { return loadPolicySet(ctx, cfg) }})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	return serve(ctx, cfg, node, srv, ln)
+	if cfg.Ops.dryRun() {
+		log.Warn("mode dry-run: admissions are decided and logged, membership is never changed")
+	}
+	defer startReloads(ctx, cfg, srv)()
+	return serve(ctx, cfg, node, srv, sec.listen(ln))
 }
 
 func withDefaults(cfg Config) Config {
@@ -88,14 +123,6 @@ func withDefaults(cfg Config) Config {
 		cfg.JoinTimeout = 2 * time.Minute
 	}
 	return cfg
-}
-
-func loadPolicies(ctx context.Context, dir string) (*admission.Engine, error) {
-	src, err := policyset.Resolve(dir)
-	if err != nil {
-		return nil, err
-	}
-	return admission.Load(ctx, src)
 }
 
 func openNode(cfg Config) (*raftglue.Node, error) {
@@ -116,7 +143,7 @@ func shutdownNode(log hclog.Logger, node *raftglue.Node) {
 // serve runs the API and the node's way in, until ctx ends or joining fails.
 func serve(ctx context.Context, cfg Config, node *raftglue.Node, srv *server.Server, ln net.Listener) error {
 	log := cfg.Logger
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: readTimeout, ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info("serving", "id", cfg.ID, "version", version.Version, "http", ln.Addr().String(),

@@ -26,7 +26,7 @@ func join(ctx context.Context, cfg Config, node *raftglue.Node) error {
 	log := cfg.Logger
 	ctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
 	defer cancel()
-	cl := client.New(30 * time.Second)
+	cl := joinClient(cfg)
 	req := client.AdmitRequest{Candidate: facts.Candidate{ID: cfg.ID, RaftAddr: node.Addr(), APIURL: cfg.APIURL}}
 	backoff := joinBackoffMin
 	for attempt := 1; ; attempt++ {

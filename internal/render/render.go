@@ -52,6 +52,7 @@ func decisionTable(w io.Writer, d *admission.Decision) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	explainRows(w, d)
 	fmt.Fprintf(w, "reason: %s\n", d.Reason)
 	fmt.Fprintf(w, "decision %s  policy %s  config index %d%s\n", d.DecisionID, shortRev(d.PolicyRevision), d.ConfigIndex, appliedText(d))
 	return nil
@@ -60,18 +61,36 @@ func decisionTable(w io.Writer, d *admission.Decision) error {
 func stageRows(w io.Writer, s admission.StageResult) {
 	rows := 0
 	for _, v := range s.Deny {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(s.Outcome, rows), v.Code, oneLine(v.Message))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(outcome(s), rows), v.Code, oneLine(v.Message))
 		rows++
 	}
 	for _, v := range s.Warn {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(s.Outcome, rows), "warn "+v.Code, oneLine(v.Message))
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", cell(s.Name, rows), cell(outcome(s), rows), "warn "+v.Code, oneLine(v.Message))
 		rows++
 	}
 	if rows == 0 {
-		fmt.Fprintf(w, "%s\t%s\t-\t\n", s.Name, s.Outcome)
+		fmt.Fprintf(w, "%s\t%s\t-\t\n", s.Name, outcome(s))
 	}
-	for _, line := range s.Explain {
-		fmt.Fprintf(w, "\t\t\t  %s\n", oneLine(line))
+}
+
+// outcome marks a stage whose denies only warn.
+func outcome(s admission.StageResult) string {
+	if s.Enforcement == admission.EnforcementWarn {
+		return s.Outcome + " (warn mode)"
+	}
+	return s.Outcome
+}
+
+// explainRows lists, after the table, what --explain found per stage.
+func explainRows(w io.Writer, d *admission.Decision) {
+	for _, s := range d.Stages {
+		if len(s.Explain) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "explain %s:\n", s.Name)
+		for _, line := range s.Explain {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 	}
 }
 

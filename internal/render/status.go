@@ -17,6 +17,8 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 		if topoErr != nil {
 			out["cluster"] = nil
 			out["cluster_error"] = topoErr.Error()
+		} else {
+			out["policy_revisions_agree"], _ = PolicyAgreement(topo)
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -38,7 +40,12 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 	for _, s := range topo.Servers {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", s.ID, s.Address, s.Suffrage, s.Healthy, orDash(shortRev(s.PolicyRevision)))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, summary := PolicyAgreement(topo)
+	_, err := fmt.Fprintln(w, summary)
+	return err
 }
 
 func orDash(s string) string {

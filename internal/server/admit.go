@@ -16,6 +16,9 @@ import (
 type AdmissionRequest struct {
 	Candidate facts.Candidate `json:"candidate"`
 	DryRun    bool            `json:"dry_run"`
+	// Explain asks for the rules that fired or failed in each evaluated
+	// stage (costly: only when asked).
+	Explain bool `json:"explain,omitempty"`
 }
 
 // forwardedHeader marks a request a follower passed on, so a node that is
@@ -48,6 +51,10 @@ func (s *Server) handleAdmissions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
+	if s.cfg.DryRun && !req.DryRun {
+		req.DryRun = true // --mode dry-run: this node never asks for a change
+		body = mustJSON(req)
+	}
 	if !s.node.IsLeader() {
 		s.forwardOnce(w, r, body)
 		return
@@ -69,6 +76,9 @@ func (s *Server) handleAdmissions(w http.ResponseWriter, r *http.Request) {
 // change that raced in is re-collected and re-evaluated, a bounded number
 // of times.
 func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.Decision, error) {
+	if s.cfg.DryRun {
+		req.DryRun = true
+	}
 	ctx, cancel := ctxAfter(ctx, s.cfg.AdmitTimeout)
 	defer cancel()
 	s.admitMu.Lock()
@@ -98,14 +108,21 @@ func (s *Server) decide(ctx context.Context, req AdmissionRequest) (*admission.D
 	if !s.node.IsLeader() {
 		return nil, fmt.Errorf("%w: leadership moved before the facts were read", raftglue.ErrLeadershipLost)
 	}
+	eng := s.Engine() // one policy set for the whole decision, even across a reload
 	doc := facts.Gather(ctx, s.cfg.Collect, req.Candidate, s.node)
 	s.fillSelf(doc.Topology)
+	if site := eng.SiteFacts(); site != nil {
+		doc.Site = site
+	}
 	s.metrics.observeFacts(doc)
 	in, err := admission.InputFromDocument(doc)
 	if err != nil {
 		return nil, err
 	}
-	d := s.Engine().Evaluate(ctx, in)
+	d := eng.Evaluate(ctx, in)
+	if req.Explain {
+		eng.Explain(ctx, in, d)
+	}
 	d.DecidedBy = s.node.ID()
 	d.Enforced = !req.DryRun
 	if !d.Allowed || req.DryRun {

@@ -30,6 +30,7 @@ var (
 	ErrNotReady       = errors.New("not ready")
 	ErrForwardFailed  = errors.New("forwarding to the leader failed")
 	ErrOutcomeUnknown = errors.New("the change may or may not have been applied")
+	ErrRateLimited    = errors.New("rate limited")
 )
 
 // errorTable maps errors to HTTP status and wire code, first match wins.
@@ -52,6 +53,9 @@ var errorTable = []struct {
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
 	{raftglue.ErrTimeout, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
 	{ErrNotReady, http.StatusServiceUnavailable, "NOT_READY"},
+	{ErrDryRunMode, http.StatusConflict, "DRY_RUN_MODE"},
+	{ErrReloadUnavailable, http.StatusNotImplemented, "NOT_IMPLEMENTED"},
+	{ErrRateLimited, http.StatusTooManyRequests, "RATE_LIMITED"},
 }
 
 func statusOf(err error) (int, string) {
@@ -72,6 +76,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
+	if wantsPretty(w) {
+		enc.SetIndent("", "  ")
+	}
 	_ = enc.Encode(v)
 }

@@ -21,6 +21,10 @@ type Removal struct {
 // handleRemoveMember removes a server at the current configuration index
 // and records a tombstone, so the id is refused until an operator clears it.
 func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.DryRun {
+		writeError(w, fmt.Errorf("%w: this node runs with --mode dry-run and never changes membership", ErrDryRunMode))
+		return
+	}
 	if !s.node.IsLeader() {
 		s.forwardOnce(w, r, nil)
 		return

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +15,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"golang.org/x/time/rate"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/version"
 	"github.com/admitd/admitd/raftglue"
 )
@@ -35,6 +38,22 @@ type Config struct {
 	ApplyTimeout  time.Duration // one AddVoter, waited on by raftglue
 	MaxAttempts   int           // re-collections after a configuration change
 	Client        *http.Client  // for forwarding to the leader
+	// ClientTLS is used by the default forwarding client: the CA that signs
+	// the nodes and this node's own certificate.
+	ClientTLS *tls.Config
+	// Token, when set, is required as a bearer token by every guarded
+	// endpoint; all nodes of a cluster share it.
+	Token string
+	// AdmissionRate is POST /v1/admissions per second, in bursts of
+	// AdmissionBurst; 0 means unlimited.
+	AdmissionRate  float64
+	AdmissionBurst int
+	// Operations (ops.go, reload.go): the decision log (nil: none), the
+	// daemon's dry-run mode (decide and log, never change membership), and
+	// how to build a new policy set on reload (nil: reload unavailable).
+	DecisionLog *decisionlog.Logger
+	DryRun      bool
+	Reload      ReloadFunc
 }
 
 func (c Config) withDefaults() Config {
@@ -51,7 +70,7 @@ func (c Config) withDefaults() Config {
 		c.MaxAttempts = 3
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Timeout: c.AdmitTimeout + 5*time.Second}
+		c.Client = &http.Client{Timeout: c.AdmitTimeout + 5*time.Second, Transport: forwardTransport(c.ClientTLS)}
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
@@ -70,6 +89,8 @@ type Server struct {
 	// admitMu makes this node apply one admission at a time; only the
 	// leader applies, so that is one at a time per cluster.
 	admitMu sync.Mutex
+	limiter *rate.Limiter // admissions; nil when unlimited
+	ops     *ops          // reloads, decision log, extra metrics (ops.go)
 }
 
 // New builds a server; Handler serves it.
@@ -84,9 +105,11 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		decisions: newRing(cfg.DecisionsKept),
 		metrics:   newMetrics(),
+		limiter:   newLimiter(cfg.AdmissionRate, cfg.AdmissionBurst),
 	}
 	s.engine.Store(cfg.Engine)
 	s.metrics.observeRaft(s.node)
+	s.ops = newOps(s)
 	return s, nil
 }
 
@@ -101,24 +124,22 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/state", s.handleState)
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
-	mux.HandleFunc("POST /v1/admissions", s.guard(s.handleAdmissions))
+	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
 	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
 	mux.HandleFunc("GET /v1/decisions", s.guard(s.handleDecisions))
 	mux.HandleFunc("GET /v1/decisions/{id}", s.guard(s.handleDecision))
+	mux.HandleFunc("GET /v1/policies", s.handlePolicies)
+	mux.HandleFunc("POST /v1/policies/reload", s.guard(s.handleReload))
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no route for %s %s", ErrNotFound, r.Method, r.URL.Path))
 	})
-	return mux
+	return prettyJSON(mux)
 }
-
-// guard wraps every endpoint that changes state or reveals decisions;
-// access control hooks in here.
-func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc { return h }
 
 // State is this node's init state as served on /v1/state.
 func (s *Server) State() facts.NodeState {
@@ -169,7 +190,11 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	d := s.Engine().Evaluate(r.Context(), in)
+	eng := s.Engine()
+	d := eng.Evaluate(r.Context(), in)
+	if wantExplain(r) {
+		eng.Explain(r.Context(), in, d)
+	}
 	d.DecidedBy = s.node.ID()
 	s.record(d, "evaluate")
 	writeJSON(w, http.StatusOK, d)
@@ -211,6 +236,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
 
 // readBody reads a bounded body; a larger one is ErrTooLarge.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// A declared length over the limit is refused before waiting for a
+	// body that may never come.
+	if r.ContentLength > MaxBodyBytes {
+		return nil, fmt.Errorf("%w: Content-Length %d is over the limit of %d bytes", ErrTooLarge, r.ContentLength, MaxBodyBytes)
+	}
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
@@ -226,6 +256,7 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 func (s *Server) record(d *admission.Decision, via string) {
 	s.decisions.add(d)
 	s.metrics.observeDecision(d)
+	s.ops.recorded(d, via)
 	s.log.Info("decision", "decision_id", d.DecisionID, "via", via, "candidate", d.Candidate.ID,
 		"allowed", d.Allowed, "enforced", d.Enforced, "stopped_at", d.StoppedAt, "reason", d.Reason)
 }

@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/tlsconfig"
+	"github.com/admitd/admitd/internal/tlsconfig/tlstest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// secureNode is the config of a node with a token and mTLS.
+func secureNode(t *testing.T, ca *tlstest.CA, id, token string) Config {
+	pair := ca.Issue(t, id, []string{tlstest.SPIFFE(id)}, nil)
+	policies, _ := filepath.Abs("../../policies")
+	return Config{
+		ID: id, RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(), Policies: policies,
+		Token: token, TLS: TLSFiles{Cert: pair.Cert, Key: pair.Key, CA: ca.File},
+		AdmissionRate: 5, AdmissionBurst: 10, JoinTimeout: 20 * time.Second,
+		Logger: hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: os.Stderr}),
+		Raft:   RaftTimeouts{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+	}
+}
+
+func runNode(t *testing.T, cfg Config) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s: %v", cfg.ID, err)
+		}
+	})
+}
+
+// A node started with --join presents its certificate and the token, and
+// is admitted by a cluster that requires both.
+func TestJoinWithTokenOverMutualTLS(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	n1 := secureNode(t, ca, "n1", "tok")
+	n1.Bootstrap = true
+	runNode(t, n1)
+	n2 := secureNode(t, ca, "n2", "tok")
+	n2.Join = []string{"https://" + n1.HTTPAddr}
+	runNode(t, n2)
+
+	op := ca.Issue(t, "operator", nil, nil)
+	tlsCfg, err := tlsconfig.Client(op.Cert, op.Key, ca.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := client.New(2 * time.Second).WithTLS(tlsCfg)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := cl.State(context.Background(), "https://"+n2.HTTPAddr)
+		if err == nil && st.Initialized && st.APIURL == "https://"+n2.HTTPAddr {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n2 not admitted: %+v %v", st, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestLoadSecurity(t *testing.T) {
+	ca := tlstest.NewCA(t)
+	p := ca.Issue(t, "n1", nil, nil)
+	if sec, err := loadSecurity(TLSFiles{}); err != nil || sec.scheme() != "http" {
+		t.Fatalf("no TLS: %v", err)
+	}
+	if _, err := loadSecurity(TLSFiles{CA: ca.File}); err == nil {
+		t.Fatal("a CA alone was accepted")
+	}
+	sec, err := loadSecurity(TLSFiles{Cert: p.Cert, Key: p.Key, CA: ca.File})
+	if err != nil || sec.scheme() != "https" || sec.client == nil || len(sec.client.Certificates) != 1 {
+		t.Fatalf("TLS: %v", err)
+	}
+	if c := sec.collect(Config{}.Collect); !c.TLSRequired || c.HTTPClient == nil {
+		t.Fatalf("collect config %+v", c)
+	}
+}
