@@ -177,9 +177,10 @@ func waitForEnd(ctx context.Context, errc <-chan error) error {
 func enter(ctx context.Context, cfg Config, node *raftglue.Node) error {
 	log := cfg.Logger
 	switch {
+	case node.Initialized() && len(cfg.Join) > 0:
+		return checkJoinTarget(ctx, cfg, node)
 	case node.Initialized():
-		log.Info("existing raft state found; restarting as a member of its cluster",
-			"cluster_id", node.ClusterID(), "bootstrap_ignored", cfg.Bootstrap, "join_ignored", len(cfg.Join) > 0)
+		log.Info("existing raft state found; restarting as a member of its cluster", "bootstrap_ignored", cfg.Bootstrap)
 		return nil
 	case len(cfg.Join) > 0:
 		return join(ctx, cfg, node)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -56,6 +57,10 @@ func join(ctx context.Context, cfg Config, node *raftglue.Node) error {
 // joinOnce asks one server; done means admitted, an error means give up.
 func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url string, req client.AdmitRequest, node *raftglue.Node) (bool, error) {
 	d, err := cl.Admit(ctx, url, req)
+	var se *client.StatusError
+	if errors.As(err, &se) && (se.Status == http.StatusBadRequest || se.Status == http.StatusUnauthorized) {
+		return false, fmt.Errorf("%w: %s answered %v", ErrJoinRefused, url, err)
+	}
 	if err != nil {
 		log.Warn("join request failed", "server", url, "error", err)
 		return false, nil

@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/admitd/admitd/raftglue"
+)
+
+// clusterIDWait bounds how long a restarted node waits to replay its
+// cluster id before comparing it with the join target's.
+const clusterIDWait = 10 * time.Second
+
+// checkJoinTarget handles --join on a node that already has state. A
+// member of the target cluster simply restarts; a node that belongs to
+// another cluster is refused at once, since no admission can make an
+// initialized node join a second cluster.
+func checkJoinTarget(ctx context.Context, cfg Config, node *raftglue.Node) error {
+	log := cfg.Logger
+	ours := replayedClusterID(ctx, node)
+	cl := joinClient(cfg)
+	for _, url := range cfg.Join {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := cl.State(sctx, url)
+		cancel()
+		if err != nil || st.ClusterID == "" {
+			continue
+		}
+		if ours != "" && st.ClusterID != ours {
+			return fmt.Errorf("%w: this node has state of cluster %s, but %s serves cluster %s; wipe its data directory to join as a new node",
+				ErrJoinRefused, ours, url, st.ClusterID)
+		}
+		log.Info("existing raft state found; restarting as a member of the cluster it was asked to join", "cluster_id", ours)
+		return nil
+	}
+	log.Warn("existing raft state found; the join target could not be asked, restarting as a member of its own cluster", "cluster_id", ours)
+	return nil
+}
+
+// replayedClusterID waits, bounded, for the FSM to replay the cluster id.
+func replayedClusterID(ctx context.Context, node *raftglue.Node) string {
+	deadline := time.Now().Add(clusterIDWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if id := node.ClusterID(); id != "" {
+			return id
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return node.ClusterID()
+}
