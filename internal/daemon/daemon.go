@@ -181,6 +181,7 @@ func enter(ctx context.Context, cfg Config, node *raftglue.Node) error {
 		return checkJoinTarget(ctx, cfg, node)
 	case node.Initialized():
 		log.Info("existing raft state found; restarting as a member of its cluster", "bootstrap_ignored", cfg.Bootstrap)
+		go repairClusterID(ctx, cfg, node)
 		return nil
 	case len(cfg.Join) > 0:
 		return join(ctx, cfg, node)

@@ -49,3 +49,23 @@ func replayedClusterID(ctx context.Context, node *raftglue.Node) string {
 	}
 	return node.ClusterID()
 }
+
+// repairClusterID finishes a bootstrap that crashed before the cluster id
+// was recorded: once this node leads a cluster without an id, it sets one.
+// The FSM keeps the first id, so a race with another leader is harmless.
+func repairClusterID(ctx context.Context, cfg Config, node *raftglue.Node) {
+	for i := 0; i < 300 && ctx.Err() == nil; i++ {
+		if node.ClusterID() != "" {
+			return
+		}
+		if node.IsLeader() {
+			if err := node.EnsureClusterID(ctx); err != nil {
+				cfg.Logger.Warn("could not record a cluster id", "error", err)
+				continue
+			}
+			cfg.Logger.Info("recorded the cluster id a crashed bootstrap left unset", "cluster_id", node.ClusterID())
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
