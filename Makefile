@@ -4,7 +4,7 @@ OPA     := $(GO) tool opa
 BIN     := bin/admitd
 POLICY_FLAGS := --capabilities policies/capabilities.json --ignore capabilities.json
 
-.PHONY: build run test test-go test-policies lint bench demo faults fuzz fmt clean
+.PHONY: build run test test-go test-policies lint bench demo fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/admitd
