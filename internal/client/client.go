@@ -80,7 +80,12 @@ func (c *Client) Cluster(ctx context.Context, server string) (facts.Topology, er
 }
 
 func (c *Client) getJSON(ctx context.Context, server, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodGet, server, path, nil)
+	return c.callJSON(ctx, http.MethodGet, server, path, v)
+}
+
+// callJSON sends a bodiless request and decodes a 200 answer into v.
+func (c *Client) callJSON(ctx context.Context, method, server, path string, v any) error {
+	resp, err := c.do(ctx, method, server, path, nil)
 	if err != nil {
 		return err
 	}
@@ -143,13 +148,5 @@ func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
 }
 
 func (c *Client) deleteJSON(ctx context.Context, server, path string, v any) error {
-	resp, err := c.do(ctx, http.MethodDelete, server, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return readError(resp)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(v)
+	return c.callJSON(ctx, http.MethodDelete, server, path, v)
 }

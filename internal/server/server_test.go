@@ -5,13 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
@@ -43,40 +41,10 @@ func loadEngine(t *testing.T) *admission.Engine {
 // register its real URL.
 func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewUnstartedServer(nil)
-	hs.Listener.Close()
-	hs.Listener = ln
-	url := "http://" + ln.Addr().String()
-	node, err := raftglue.Open(raftglue.Config{
-		ID: id, RaftAddr: "127.0.0.1:0", APIURL: url, DataDir: t.TempDir(),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+	return opsNode(t, id, bootstrap, func(c *server.Config) {
+		c.Engine = loadEngine(t)
+		c.DecisionsKept = 4
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Node: node, Engine: loadEngine(t), DecisionsKept: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs.Config.Handler = srv.Handler()
-	hs.Start()
-	t.Cleanup(func() {
-		hs.Close()
-		_ = node.Shutdown()
-	})
-	if bootstrap {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := node.Bootstrap(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return &testNode{node: node, srv: srv, http: hs}
 }
 
 type response struct {
