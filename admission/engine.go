@@ -158,7 +158,7 @@ func denyReason(d *Decision) string {
 	return "no stage allowed the candidate"
 }
 
-// isPermanent says whether every deny is one the policies mark as unable to
+// isPermanent says whether any deny is one the policies mark as unable to
 // change by waiting (such as an initialized candidate).
 func (e *Engine) isPermanent(d *Decision) bool {
 	for _, s := range d.Stages {

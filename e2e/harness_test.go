@@ -536,20 +536,17 @@ func waitLeader(t *testing.T, nodes ...*node) *node {
 // waitVoters waits until n's /v1/cluster lists exactly want voters, all healthy.
 func waitVoters(t *testing.T, n *node, want int) cluster {
 	t.Helper()
-	var c cluster
-	eventually(t, fmt.Sprintf("%d healthy voters seen from %s", want, n.id), func() (bool, string) {
-		var err error
-		c, err = n.cluster()
-		if err != nil {
-			return false, err.Error()
-		}
-		return len(c.voters()) == want && c.healthyVoters() == want, fmt.Sprintf("%+v", c.Servers)
-	})
-	return c
+	return waitCluster(t, n, want, func(c cluster) bool { return len(c.voters()) == want && c.healthyVoters() == want })
 }
 
 // waitHealthy waits until n's /v1/cluster counts want healthy voters.
 func waitHealthy(t *testing.T, n *node, want int) cluster {
+	t.Helper()
+	return waitCluster(t, n, want, func(c cluster) bool { return c.healthyVoters() == want })
+}
+
+// waitCluster waits until n's /v1/cluster satisfies ok.
+func waitCluster(t *testing.T, n *node, want int, ok func(cluster) bool) cluster {
 	t.Helper()
 	var c cluster
 	eventually(t, fmt.Sprintf("%d healthy voters seen from %s", want, n.id), func() (bool, string) {
@@ -558,7 +555,7 @@ func waitHealthy(t *testing.T, n *node, want int) cluster {
 		if err != nil {
 			return false, err.Error()
 		}
-		return c.healthyVoters() == want, fmt.Sprintf("%+v", c.Servers)
+		return ok(c), fmt.Sprintf("%+v", c.Servers)
 	})
 	return c
 }

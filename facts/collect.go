@@ -178,7 +178,7 @@ func runSection[T any, P sectionPtr[T]](ctx context.Context, timeout time.Durati
 		out.head().Collected = true
 		out.head().Error = ""
 	}
-	out.head().DurationMS = ms(time.Since(start))
+	out.head().DurationMS = Ms(time.Since(start))
 	return out
 }
 

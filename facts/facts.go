@@ -120,8 +120,5 @@ const (
 	Nonvoter = "nonvoter"
 )
 
-// ms converts a duration to milliseconds as the schema expects.
-func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
-
-// Ms is exported for other packages that report durations the same way.
-func Ms(d time.Duration) float64 { return ms(d) }
+// Ms converts a duration to milliseconds, as the schema reports them.
+func Ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }

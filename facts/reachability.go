@@ -67,7 +67,7 @@ func probeRaft(ctx context.Context, addr string, attempts int, dialTimeout time.
 	}
 	p.Successes = len(ok)
 	p.OK = p.Successes >= 1
-	p.RTTMS = ms(median(ok))
+	p.RTTMS = Ms(median(ok))
 	return p
 }
 

@@ -101,7 +101,7 @@ type stateResult struct {
 
 // apiProbe is the reachability view of the fetch.
 func (r stateResult) apiProbe() APIProbe {
-	p := APIProbe{OK: r.err == nil, Status: r.status, RTTMS: ms(r.rtt)}
+	p := APIProbe{OK: r.err == nil, Status: r.status, RTTMS: Ms(r.rtt)}
 	if r.err != nil {
 		p.Error = r.err.Error()
 	}

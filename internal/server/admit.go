@@ -79,7 +79,7 @@ func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.De
 	if s.cfg.DryRun {
 		req.DryRun = true
 	}
-	ctx, cancel := ctxAfter(ctx, s.cfg.AdmitTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AdmitTimeout)
 	defer cancel()
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
@@ -138,7 +138,7 @@ func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
 	if !ok {
 		return errors.New("internal: an allowed decision without a grant")
 	}
-	applyCtx, cancel := ctxAfter(ctx, s.cfg.ApplyTimeout)
+	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddVoter(applyCtx, grant)
 	switch {

@@ -47,7 +47,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeMember(ctx context.Context, id string) (*Removal, error) {
-	ctx, cancel := ctxAfter(ctx, s.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
@@ -87,7 +87,7 @@ func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
 		return
 	}
-	ctx, cancel := ctxAfter(r.Context(), s.cfg.ApplyTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ApplyTimeout)
 	defer cancel()
 	if err := s.node.ClearTombstone(ctx, id); err != nil {
 		writeError(w, err)

@@ -3,7 +3,6 @@
 package server
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -259,11 +258,6 @@ func (s *Server) record(d *admission.Decision, via string) {
 	s.ops.recorded(d, via)
 	s.log.Info("decision", "decision_id", d.DecisionID, "via", via, "candidate", d.Candidate.ID,
 		"allowed", d.Allowed, "enforced", d.Enforced, "stopped_at", d.StoppedAt, "reason", d.Reason)
-}
-
-// ctxAfter bounds work started by a request.
-func ctxAfter(parent context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, d)
 }
 
 // fillSelf adds this node's own policy revision to the topology; the
