@@ -134,14 +134,29 @@ func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
 		d.Permanent = e.isPermanent(d)
 		return
 	}
-	topo := in.Doc.Topology
-	if topo == nil || !topo.Collected {
-		d.Reason = "facts: topology was not collected, so no configuration index can be proven"
+	if missing := uncollected(in.Doc); missing != "" {
+		d.Reason = "facts: " + missing + " was not collected; no policy can allow on facts that are not there"
 		return
 	}
+	topo := in.Doc.Topology
 	d.Allowed = true
 	d.Reason = "all stages allowed"
 	d.grant = &Grant{sealed: true, decisionID: d.DecisionID, candidate: in.Doc.Candidate, configIndex: topo.ConfigIndex}
+}
+
+// uncollected names the first safety section that is missing or failed.
+// The shipped stages deny such facts already; this check keeps an allow
+// impossible even under a policy set that forgot to.
+func uncollected(doc *facts.Document) string {
+	switch {
+	case doc.Reachability == nil || !doc.Reachability.Collected:
+		return "reachability"
+	case doc.InitState == nil || !doc.InitState.Collected:
+		return "init_state"
+	case doc.Topology == nil || !doc.Topology.Collected:
+		return "topology"
+	}
+	return ""
 }
 
 func denyReason(d *Decision) string {
