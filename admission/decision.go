@@ -48,7 +48,11 @@ type Applied struct {
 // Decision is the outcome of one evaluation. Decoding one from JSON never
 // yields a Grant: only Evaluate attaches it.
 type Decision struct {
-	DecisionID     string          `json:"decision_id"`
+	DecisionID string `json:"decision_id"`
+	// AdmissionID ties the decisions of one staged join together: the
+	// admit decision and every promote decision after it.
+	AdmissionID    string          `json:"admission_id,omitempty"`
+	Phase          string          `json:"phase,omitempty"`
 	Allowed        bool            `json:"allowed"`
 	Enforced       bool            `json:"enforced"`
 	Reason         string          `json:"reason"`
@@ -59,10 +63,12 @@ type Decision struct {
 	PolicyRevision string          `json:"policy_revision"`
 	ConfigIndex    uint64          `json:"config_index"`
 	Applied        *Applied        `json:"applied"`
-	DecidedBy      string          `json:"decided_by,omitempty"`
-	Timestamp      string          `json:"timestamp,omitempty"`
-	EvalMS         float64         `json:"eval_ms"`
-	Facts          json.RawMessage `json:"facts"`
+	// Removed records a staged non-voter removed for missing its deadline.
+	Removed   *Applied        `json:"removed,omitempty"`
+	DecidedBy string          `json:"decided_by,omitempty"`
+	Timestamp string          `json:"timestamp,omitempty"`
+	EvalMS    float64         `json:"eval_ms"`
+	Facts     json.RawMessage `json:"facts"`
 
 	grant *Grant
 }
@@ -75,6 +81,7 @@ type Grant struct {
 	decisionID  string
 	candidate   facts.Candidate
 	configIndex uint64
+	phase       string
 }
 
 // Grant returns the permission attached to an allowed decision.
@@ -93,6 +100,10 @@ func (g Grant) Candidate() facts.Candidate { return g.candidate }
 
 // ConfigIndex is the raft configuration index the facts were read at.
 func (g Grant) ConfigIndex() uint64 { return g.configIndex }
+
+// Phase is the phase the facts were collected for: an admit grant may add
+// a member, a promote grant may make a staged non-voter a voter.
+func (g Grant) Phase() string { return g.phase }
 
 // DecisionID names the decision that issued the grant.
 func (g Grant) DecisionID() string { return g.decisionID }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -73,11 +74,11 @@ func (e *Engine) readEnforcement(ctx context.Context, x *extensions) error {
 		return fmt.Errorf("want an object of stage name to \"deny\" or \"warn\", got %T", rs[0].Expressions[0].Value)
 	}
 	known := map[string]bool{}
-	for _, s := range e.stages {
+	for _, s := range e.allStages() {
 		known[s] = true
 	}
 	safety := map[string]bool{}
-	for _, s := range SafetyStages {
+	for _, s := range append(slices.Clone(SafetyStages), PromoteSafetyStages...) {
 		safety[s] = true
 	}
 	names := make([]string, 0, len(m))

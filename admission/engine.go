@@ -8,12 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 
 	"github.com/admitd/admitd/facts"
@@ -28,16 +28,14 @@ type Engine struct {
 	store     storage.Store
 	caps      *ast.Capabilities
 	files     map[string][]byte
-	stages    []string
+	stages    []string // the admit pipeline's order
 	present   map[string]bool
 	permanent map[string]bool
 	ext       *extensions // enforcement, mask, site facts, explain (enforce.go)
 
-	// Evaluation proper reads only each stage's allow, deny and warn (see
-	// pipeline.go): all stages in one query, and one query per stage to
-	// fall back on when the combined evaluation fails.
-	all    rego.PreparedEvalQuery
-	narrow map[string]rego.PreparedEvalQuery
+	// pipelines by phase: admit always, promote when the policy set
+	// defines admitd.pipeline.promote_stages.
+	pipelines map[string]*pipeline
 }
 
 // Revision is the hash of the policy files.
@@ -46,8 +44,28 @@ func (e *Engine) Revision() string { return e.revision }
 // Source names where the policies came from.
 func (e *Engine) Source() string { return e.source }
 
-// Stages is the pipeline order.
+// Stages is the admit pipeline's order.
 func (e *Engine) Stages() []string { return append([]string(nil), e.stages...) }
+
+// allStages lists every stage of every pipeline once, admit's first.
+func (e *Engine) allStages() []string {
+	out := e.Stages()
+	for _, s := range e.PromoteStages() {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// PromoteStages is the promote pipeline's order, nil when the policy set
+// has none (staged candidates then cannot be promoted).
+func (e *Engine) PromoteStages() []string {
+	if p := e.pipelines[facts.PhasePromote]; p != nil {
+		return append([]string(nil), p.stages...)
+	}
+	return nil
+}
 
 // Input is a facts document ready for evaluation: the validated document
 // and its value as OPA evaluates it, converted once.
@@ -90,27 +108,45 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) *Decision {
 	if in.Doc.Topology != nil {
 		d.ConfigIndex = in.Doc.Topology.ConfigIndex
 	}
-	passed := e.runStages(ctx, in, d)
+	d.Phase = phaseOf(in.Doc)
+	p := e.pipelines[d.Phase]
+	if p == nil {
+		d.Stages = []StageResult{stageError(StageResult{Name: "pipeline", Deny: []Violation{}, Warn: []Violation{}},
+			fmt.Sprintf("the policy set defines no pipeline for phase %q (admitd.pipeline.promote_stages)", d.Phase))}
+		d.StoppedAt = "pipeline"
+		d.EvalMS = facts.Ms(time.Since(start))
+		e.conclude(d, in, false)
+		return d
+	}
+	passed := e.runStages(ctx, p, in, d)
 	d.EvalMS = facts.Ms(time.Since(start))
 	e.conclude(d, in, passed)
 	return d
 }
 
-func (e *Engine) runStages(ctx context.Context, in *Input, d *Decision) bool {
+// phaseOf is the document's phase; none means admit, the stricter one.
+func phaseOf(doc *facts.Document) string {
+	if doc.Phase == "" {
+		return facts.PhaseAdmit
+	}
+	return doc.Phase
+}
+
+func (e *Engine) runStages(ctx context.Context, p *pipeline, in *Input, d *Decision) bool {
 	// One evaluation decides every stage; nil means it failed, and each
 	// stage is then evaluated alone, in order, to attribute the failure.
-	all := e.evalAll(ctx, in)
+	all := p.evalAll(ctx, in)
 	passed := true
-	for i, name := range e.stages {
+	for i, name := range p.stages {
 		if !passed {
 			d.Stages = append(d.Stages, skipped(name))
 			continue
 		}
 		var r StageResult
 		if all != nil {
-			r = all.stage(i, name, e.present[name])
+			r = all.stage(i, name, p.present[name])
 		} else {
-			r = e.evalStage(ctx, name, in)
+			r = p.evalStage(ctx, name, in)
 		}
 		r = e.enforce(r)
 		d.Stages = append(d.Stages, r)
@@ -134,25 +170,28 @@ func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
 		d.Permanent = e.isPermanent(d)
 		return
 	}
-	if missing := uncollected(in.Doc); missing != "" {
+	if missing := uncollected(in.Doc, d.Phase); missing != "" {
 		d.Reason = "facts: " + missing + " was not collected; no policy can allow on facts that are not there"
 		return
 	}
 	topo := in.Doc.Topology
 	d.Allowed = true
 	d.Reason = "all stages allowed"
-	d.grant = &Grant{sealed: true, decisionID: d.DecisionID, candidate: in.Doc.Candidate, configIndex: topo.ConfigIndex}
+	d.grant = &Grant{sealed: true, decisionID: d.DecisionID, candidate: in.Doc.Candidate,
+		configIndex: topo.ConfigIndex, phase: d.Phase}
 }
 
-// uncollected names the first safety section that is missing or failed.
-// The shipped stages deny such facts already; this check keeps an allow
-// impossible even under a policy set that forgot to.
-func uncollected(doc *facts.Document) string {
+// uncollected names the first safety section of the phase that is missing
+// or failed. The shipped stages deny such facts already; this check keeps
+// an allow impossible even under a policy set that forgot to.
+func uncollected(doc *facts.Document, phase string) string {
 	switch {
 	case doc.Reachability == nil || !doc.Reachability.Collected:
 		return "reachability"
-	case doc.InitState == nil || !doc.InitState.Collected:
+	case phase == facts.PhaseAdmit && (doc.InitState == nil || !doc.InitState.Collected):
 		return "init_state"
+	case phase == facts.PhasePromote && (doc.CatchUp == nil || !doc.CatchUp.Collected):
+		return "catch_up"
 	case doc.Topology == nil || !doc.Topology.Collected:
 		return "topology"
 	}
@@ -192,17 +231,17 @@ func (e *Engine) isPermanent(d *Decision) bool {
 // evalStage evaluates one stage alone; every anomaly is a STAGE_ERROR.
 // Its duration is its own (the result is named so the deferred timing
 // reaches the caller).
-func (e *Engine) evalStage(ctx context.Context, name string, in *Input) (r StageResult) {
+func (p *pipeline) evalStage(ctx context.Context, name string, in *Input) (r StageResult) {
 	start := time.Now()
 	r = StageResult{Name: name, Deny: []Violation{}, Warn: []Violation{}}
 	defer func() {
 		ms := facts.Ms(time.Since(start))
 		r.DurationMS = &ms
 	}()
-	if !e.present[name] {
+	if !p.present[name] {
 		return stageError(r, fmt.Sprintf("stage %s has no package admitd.stages.%s", name, name))
 	}
-	rs, err := e.narrow[name].Eval(ctx, evalOptions(in)...)
+	rs, err := p.narrow[name].Eval(ctx, evalOptions(in)...)
 	if err != nil {
 		return stageError(r, fmt.Sprintf("stage %s: evaluation failed: %v", name, err))
 	}

@@ -54,7 +54,7 @@ func (e *Engine) explainQueries(ctx context.Context) (map[string]rego.PreparedEv
 	x := e.ext
 	x.explainOnce.Do(func() {
 		x.explainQ = map[string]rego.PreparedEvalQuery{}
-		for _, s := range e.stages {
+		for _, s := range e.allStages() {
 			if !e.hasPackage("admitd.stages." + s) {
 				continue
 			}

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -17,13 +18,18 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
+
+	"github.com/admitd/admitd/facts"
 )
 
 // CapabilitiesFile is the builtin allow-list inside a policy directory.
 const CapabilitiesFile = "capabilities.json"
 
-// SafetyStages must open every pipeline, in this order.
+// SafetyStages must open the admit pipeline, in this order.
 var SafetyStages = []string{"reachability", "init_state", "topology"}
+
+// PromoteSafetyStages must open the promote pipeline, in this order.
+var PromoteSafetyStages = []string{"reachability", "catch_up", "topology"}
 
 // ErrLoad wraps every failure to load a policy set.
 var ErrLoad = errors.New("policy load failed")
@@ -175,7 +181,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("admitd.pipeline.stages: %v", err)
 	}
-	if err := checkPipeline(stages); err != nil {
+	if err := checkPipeline("stages", stages, SafetyStages); err != nil {
 		return err
 	}
 	e.stages = stages
@@ -185,35 +191,59 @@ func (e *Engine) prepare(ctx context.Context) error {
 			e.permanent[c] = true
 		}
 	}
-	e.present = map[string]bool{}
-	for _, s := range stages {
-		e.present[s] = e.hasPackage("admitd.stages." + s)
+	admit, err := e.preparePipeline(ctx, stages)
+	if err != nil {
+		return err
 	}
-	return e.prepareStages(ctx)
+	e.present = admit.present
+	e.pipelines = map[string]*pipeline{facts.PhaseAdmit: admit}
+	return e.preparePromote(ctx)
+}
+
+// preparePromote prepares admitd.pipeline.promote_stages when the set
+// defines it; without it staged candidates are never promoted.
+func (e *Engine) preparePromote(ctx context.Context) error {
+	if !e.defined(ctx, "data.admitd.pipeline.promote_stages") {
+		return nil
+	}
+	stages, err := e.readStrings(ctx, "data.admitd.pipeline.promote_stages")
+	if err != nil {
+		return fmt.Errorf("admitd.pipeline.promote_stages: %v", err)
+	}
+	if err := checkPipeline("promote_stages", stages, PromoteSafetyStages); err != nil {
+		return err
+	}
+	p, err := e.preparePipeline(ctx, stages)
+	if err != nil {
+		return err
+	}
+	e.pipelines[facts.PhasePromote] = p
+	return nil
 }
 
 // checkPipeline refuses an empty pipeline, duplicates, odd names, and one
 // that does not open with the safety stages in order.
-func checkPipeline(stages []string) error {
-	if len(stages) < len(SafetyStages) {
-		return fmt.Errorf("admitd.pipeline.stages must start with %v, got %v", SafetyStages, stages)
-	}
-	for i, s := range SafetyStages {
-		if stages[i] != s {
-			return fmt.Errorf("admitd.pipeline.stages must start with %v, got %v", SafetyStages, stages)
-		}
+func checkPipeline(rule string, stages, safety []string) error {
+	if len(stages) < len(safety) || !slices.Equal(stages[:len(safety)], safety) {
+		return fmt.Errorf("admitd.pipeline.%s must start with %v, got %v", rule, safety, stages)
 	}
 	seen := map[string]bool{}
 	for _, s := range stages {
 		if seen[s] {
-			return fmt.Errorf("admitd.pipeline.stages names %q twice", s)
+			return fmt.Errorf("admitd.pipeline.%s names %q twice", rule, s)
 		}
 		if !ast.IsVarCompatibleString(s) {
-			return fmt.Errorf("admitd.pipeline.stages: %q is not a valid package name", s)
+			return fmt.Errorf("admitd.pipeline.%s: %q is not a valid package name", rule, s)
 		}
 		seen[s] = true
 	}
 	return nil
+}
+
+// defined says whether a query has a value.
+func (e *Engine) defined(ctx context.Context, q string) bool {
+	rs, err := e.newQuery(q).Eval(ctx)
+	return err == nil && len(rs) > 0
 }
 
 func (e *Engine) newQuery(q string, opts ...func(*rego.Rego)) *rego.Rego {

@@ -38,25 +38,36 @@ func combinedRefs(name string) string {
 	return fmt.Sprintf("[[data.admitd.stages[%q].allow], [x | x := data.admitd.stages[%q].deny], [x | x := data.admitd.stages[%q].warn]]", name, name, name)
 }
 
-// prepareStages prepares the combined query (every stage at once, in
+// pipeline is one phase's stages, prepared. Evaluation proper reads only
+// each stage's allow, deny and warn: all stages in one query, and one
+// query per stage to fall back on when the combined evaluation fails.
+type pipeline struct {
+	stages  []string
+	present map[string]bool
+	all     rego.PreparedEvalQuery
+	narrow  map[string]rego.PreparedEvalQuery
+}
+
+// preparePipeline prepares the combined query (every stage at once, in
 // pipeline order) and one query per stage, once per policy revision.
-func (e *Engine) prepareStages(ctx context.Context) error {
-	e.narrow = make(map[string]rego.PreparedEvalQuery, len(e.stages))
-	terms := make([]string, len(e.stages))
-	for i, s := range e.stages {
+func (e *Engine) preparePipeline(ctx context.Context, stages []string) (*pipeline, error) {
+	p := &pipeline{stages: stages, present: map[string]bool{}, narrow: map[string]rego.PreparedEvalQuery{}}
+	terms := make([]string, len(stages))
+	for i, s := range stages {
+		p.present[s] = e.hasPackage("admitd.stages." + s)
 		terms[i] = combinedRefs(s)
 		pq, err := e.newQuery(stageRefs(s)).PrepareForEval(ctx)
 		if err != nil {
-			return fmt.Errorf("stage %s: %v", s, err)
+			return nil, fmt.Errorf("stage %s: %v", s, err)
 		}
-		e.narrow[s] = pq
+		p.narrow[s] = pq
 	}
 	pq, err := e.newQuery("[" + strings.Join(terms, ", ") + "]").PrepareForEval(ctx)
 	if err != nil {
-		return fmt.Errorf("stages: %v", err)
+		return nil, fmt.Errorf("stages: %v", err)
 	}
-	e.all = pq
-	return nil
+	p.all = pq
+	return p, nil
 }
 
 // evalOptions evaluate on the input as converted once, and with OPA's
@@ -79,14 +90,14 @@ type combined struct {
 // is undefined (say a later stage fails with a builtin error): runStages
 // then evaluates stage by stage, so an error is attributed to its stage and
 // a stage after the first deny is never evaluated at all.
-func (e *Engine) evalAll(ctx context.Context, in *Input) *combined {
+func (p *pipeline) evalAll(ctx context.Context, in *Input) *combined {
 	start := time.Now()
-	rs, err := e.all.Eval(ctx, evalOptions(in)...)
+	rs, err := p.all.Eval(ctx, evalOptions(in)...)
 	if err != nil || len(rs) != 1 || len(rs[0].Expressions) != 1 {
 		return nil
 	}
 	stages, ok := rs[0].Expressions[0].Value.([]any)
-	if !ok || len(stages) != len(e.stages) {
+	if !ok || len(stages) != len(p.stages) {
 		return nil
 	}
 	return &combined{stages: stages, ms: facts.Ms(time.Since(start))}

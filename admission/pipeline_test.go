@@ -51,14 +51,18 @@ func TestCombinedMatchesStageByStage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all := e.evalAll(ctx, in)
+		p := e.pipelines[phaseOf(d.Doc)]
+		if p == nil {
+			t.Fatalf("%s: no pipeline for phase %q", f, phaseOf(d.Doc))
+		}
+		all := p.evalAll(ctx, in)
 		if all == nil {
 			t.Fatalf("%s: the combined evaluation failed", f)
 		}
 		var combined, alone []StageResult
-		for i, name := range e.stages {
-			combined = append(combined, all.stage(i, name, e.present[name]))
-			alone = append(alone, e.evalStage(ctx, name, in))
+		for i, name := range p.stages {
+			combined = append(combined, all.stage(i, name, p.present[name]))
+			alone = append(alone, p.evalStage(ctx, name, in))
 		}
 		if !reflect.DeepEqual(withoutTimes(combined), withoutTimes(alone)) {
 			t.Errorf("%s:\ncombined %+v\n   alone %+v", f, combined, alone)
@@ -102,7 +106,7 @@ func TestLaterStageErrorAfterDeny(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := NewInput(d)
-	if e.evalAll(context.Background(), in) != nil {
+	if e.pipelines[facts.PhaseAdmit].evalAll(context.Background(), in) != nil {
 		t.Fatal("the combined evaluation should fail on the site stage's error")
 	}
 	dec := e.Evaluate(context.Background(), in)

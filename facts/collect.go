@@ -31,6 +31,10 @@ type CollectConfig struct {
 
 	// MaxStateBytes bounds a /v1/state body; default 64 KiB.
 	MaxStateBytes int64
+
+	// MaxStaged is how many non-voters may be in stage at once, reported
+	// as topology.max_staged; default 1.
+	MaxStaged int
 }
 
 // Defaults.
@@ -53,6 +57,9 @@ func (c CollectConfig) withDefaults() CollectConfig {
 	}
 	if c.MaxStateBytes <= 0 {
 		c.MaxStateBytes = DefaultMaxStateBytes
+	}
+	if c.MaxStaged <= 0 {
+		c.MaxStaged = 1
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = defaultHTTPClient()
@@ -98,7 +105,7 @@ func NewHTTPClient(tlsCfg *tls.Config) *http.Client {
 // has Collected=false, an Error and nothing else.
 func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view ClusterView) *Document {
 	cfg = cfg.withDefaults()
-	doc := &Document{Schema: Schema, CollectedAt: time.Now().UTC(), Candidate: cand}
+	doc := &Document{Schema: Schema, Phase: PhaseAdmit, CollectedAt: time.Now().UTC(), Candidate: cand}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
 	defer cancel()

@@ -57,6 +57,11 @@ func DecodeBytes(raw []byte) (*Decoded, error) {
 	if err := doc.Candidate.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	switch doc.Phase {
+	case "", PhaseAdmit, PhasePromote:
+	default:
+		return nil, fmt.Errorf("%w: phase %q is neither %q nor %q", ErrMalformed, doc.Phase, PhaseAdmit, PhasePromote)
+	}
 	return &Decoded{Doc: &doc, Raw: raw}, nil
 }
 

@@ -12,12 +12,15 @@ const Schema = "admitd.facts/v1"
 // Document is the facts document. Sections are pointers so that a missing
 // section stays missing: policies must prove facts, never infer them.
 type Document struct {
-	Schema       string        `json:"schema"`
+	Schema string `json:"schema"`
+	// Phase is PhaseAdmit (join as a member) or PhasePromote (a staged
+	// non-voter becomes a voter); it picks the pipeline. Empty means admit.
 	Phase        string        `json:"phase,omitempty"`
 	CollectedAt  time.Time     `json:"collected_at"`
 	Candidate    Candidate     `json:"candidate"`
 	Reachability *Reachability `json:"reachability,omitempty"`
 	InitState    *InitState    `json:"init_state,omitempty"`
+	CatchUp      *CatchUp      `json:"catch_up,omitempty"`
 	Topology     *Topology     `json:"topology,omitempty"`
 	// Site carries facts supplied by the operator for site stages
 	// (for example a maintenance window); admitd never interprets it.
@@ -96,6 +99,30 @@ type Topology struct {
 	// Tombstones are ids of removed members, refused until an operator
 	// clears them.
 	Tombstones []string `json:"tombstones"`
+	// Staged are ids of non-voters admitted in stage and not yet promoted;
+	// MaxStaged is how many may be in stage at once.
+	Staged    []string `json:"staged"`
+	MaxStaged int      `json:"max_staged"`
+}
+
+// CatchUp is how far a staged non-voter has caught up with the leader, for
+// the promote phase.
+type CatchUp struct {
+	Section
+	LeaderLastIndex uint64 `json:"leader_last_index"`
+	LeaderTerm      uint64 `json:"leader_term"`
+	LastIndex       uint64 `json:"last_index"`
+	LastTerm        uint64 `json:"last_term"`
+	// Lag is leader_last_index - last_index (0 when the candidate is ahead).
+	Lag uint64 `json:"lag"`
+	// LastContactMS is how long ago the candidate last heard from the
+	// leader, as it reports it; -1 means never.
+	LastContactMS float64 `json:"last_contact_ms"`
+	// HealthyForMS is how long the leader has seen the candidate healthy
+	// (answering as itself, in this cluster and term) without a break.
+	HealthyForMS float64 `json:"healthy_for_ms"`
+	// StagedForMS is how long ago the candidate was added as a non-voter.
+	StagedForMS float64 `json:"staged_for_ms"`
 }
 
 // Leader names the current leader.
@@ -113,6 +140,12 @@ type Server struct {
 	// PolicyRevision is the revision the member reports, when known.
 	PolicyRevision string `json:"policy_revision,omitempty"`
 }
+
+// Phases.
+const (
+	PhaseAdmit   = "admit"
+	PhasePromote = "promote"
+)
 
 // Suffrage values.
 const (

@@ -20,18 +20,19 @@ const StatePath = "/v1/state"
 // collectors rely on, so a missing or null field is an error rather than a
 // zero that reads as "not initialized".
 type nodeStateWire struct {
-	NodeID         *string `json:"node_id"`
-	RaftAddr       string  `json:"raft_addr"`
-	APIURL         string  `json:"api_url"`
-	Initialized    *bool   `json:"initialized"`
-	ClusterID      *string `json:"cluster_id"`
-	LastIndex      *uint64 `json:"last_index"`
-	LastTerm       *uint64 `json:"last_term"`
-	Term           uint64  `json:"term"`
-	RaftState      string  `json:"raft_state"`
-	LeaderID       string  `json:"leader_id"`
-	Version        string  `json:"version"`
-	PolicyRevision string  `json:"policy_revision"`
+	NodeID         *string  `json:"node_id"`
+	RaftAddr       string   `json:"raft_addr"`
+	APIURL         string   `json:"api_url"`
+	Initialized    *bool    `json:"initialized"`
+	ClusterID      *string  `json:"cluster_id"`
+	LastIndex      *uint64  `json:"last_index"`
+	LastTerm       *uint64  `json:"last_term"`
+	Term           uint64   `json:"term"`
+	LastContactMS  *float64 `json:"last_contact_ms"`
+	RaftState      string   `json:"raft_state"`
+	LeaderID       string   `json:"leader_id"`
+	Version        string   `json:"version"`
+	PolicyRevision string   `json:"policy_revision"`
 }
 
 // ParseNodeState reads one /v1/state body of at most max bytes. Unknown
@@ -80,8 +81,13 @@ func (w nodeStateWire) toNodeState() (NodeState, error) {
 	if err := ValidateID(*w.NodeID); err != nil {
 		return NodeState{}, fmt.Errorf("state body: node_id: %v", err)
 	}
+	contact := -1.0 // not reported: as if never, which no policy accepts
+	if w.LastContactMS != nil {
+		contact = *w.LastContactMS
+	}
 	return NodeState{
-		NodeID: *w.NodeID, RaftAddr: w.RaftAddr, APIURL: w.APIURL,
+		LastContactMS: contact,
+		NodeID:        *w.NodeID, RaftAddr: w.RaftAddr, APIURL: w.APIURL,
 		Initialized: *w.Initialized, ClusterID: *w.ClusterID,
 		LastIndex: *w.LastIndex, LastTerm: *w.LastTerm, Term: w.Term,
 		RaftState: w.RaftState, LeaderID: w.LeaderID, Version: w.Version,

@@ -7,7 +7,7 @@ import (
 )
 
 const validState = `{"node_id":"n4","raft_addr":"127.0.0.1:7431","api_url":"http://127.0.0.1:7430",` +
-	`"initialized":true,"cluster_id":"c1","last_index":9,"last_term":3,"term":3,"raft_state":"Follower",` +
+	`"initialized":true,"cluster_id":"c1","last_index":9,"last_term":3,"term":3,"last_contact_ms":12.5,"raft_state":"Follower",` +
 	`"leader_id":"n1","version":"0.1.0","policy_revision":"sha256:x"}`
 
 func TestParseNodeState(t *testing.T) {
@@ -16,10 +16,16 @@ func TestParseNodeState(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := NodeState{NodeID: "n4", RaftAddr: "127.0.0.1:7431", APIURL: "http://127.0.0.1:7430", Initialized: true,
-		ClusterID: "c1", LastIndex: 9, LastTerm: 3, Term: 3, RaftState: "Follower", LeaderID: "n1",
+		ClusterID: "c1", LastIndex: 9, LastTerm: 3, Term: 3, LastContactMS: 12.5, RaftState: "Follower", LeaderID: "n1",
 		Version: "0.1.0", PolicyRevision: "sha256:x"}
 	if st != want {
 		t.Fatalf("got %+v", st)
+	}
+	// A node that does not report its last contact reads as never in
+	// contact, which no promote policy accepts.
+	old, err := ParseNodeState(strings.NewReader(strings.Replace(validState, `"last_contact_ms":12.5,`, "", 1)), 1024)
+	if err != nil || old.LastContactMS != -1 {
+		t.Fatalf("without last_contact_ms: %+v, %v; want -1", old, err)
 	}
 	if _, err := ParseNodeState(strings.NewReader(`{"future_field":[1,2],`+validState[1:]), 1024); err != nil {
 		t.Fatalf("unknown field rejected: %v", err)

@@ -29,6 +29,8 @@ func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView) (
 		Leader:      Leader{ID: cc.LeaderID, Address: cc.LeaderAddr},
 		Servers:     servers,
 		Tombstones:  append([]string{}, cc.Tombstones...),
+		Staged:      append([]string{}, cc.Staged...),
+		MaxStaged:   cfg.MaxStaged,
 	}, nil
 }
 

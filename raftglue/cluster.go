@@ -3,6 +3,7 @@ package raftglue
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 
 	"github.com/hashicorp/raft"
@@ -32,6 +33,8 @@ func (n *Node) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
 		LeaderID:   string(leaderID),
 		LeaderAddr: string(leaderAddr),
 		Tombstones: n.fsm.tombstones(),
+		Staged:     slices.Sorted(maps.Keys(n.fsm.staged())),
+		LastIndex:  n.raft.LastIndex(),
 	}
 	members := n.fsm.members()
 	for _, s := range servers {

@@ -16,6 +16,16 @@ type Member struct {
 	APIURL string `json:"api_url"`
 }
 
+// Stage records a non-voter admitted in stage, until it is promoted or
+// removed, so any leader can carry on watching it.
+type Stage struct {
+	AdmissionID string `json:"admission_id"`
+	RaftAddr    string `json:"raft_addr"`
+	APIURL      string `json:"api_url"`
+	// StagedAtMS is the admitting leader's clock, Unix milliseconds.
+	StagedAtMS int64 `json:"staged_at_ms"`
+}
+
 // FSM command ops.
 const (
 	opSetClusterID   = "set_cluster_id"
@@ -23,6 +33,7 @@ const (
 	opTombstone      = "tombstone"
 	opClearTombstone = "clear_tombstone"
 	opPut            = "put"
+	opUnstage        = "unstage"
 )
 
 // command is one FSM log entry, JSON encoded.
@@ -33,6 +44,9 @@ type command struct {
 	APIURL    string `json:"api_url,omitempty"`
 	Key       string `json:"key,omitempty"`
 	Value     string `json:"value,omitempty"`
+	// Stage, on a register, marks the member as staged; a register
+	// without it (a promotion) ends the stage.
+	Stage *Stage `json:"stage,omitempty"`
 }
 
 // fsmState is the whole replicated state; a snapshot is its JSON.
@@ -41,6 +55,7 @@ type fsmState struct {
 	Members    map[string]Member `json:"members"`
 	Tombstones map[string]bool   `json:"tombstones"`
 	Entries    map[string]string `json:"entries"`
+	Staged     map[string]Stage  `json:"staged"`
 	// ConfigIndex and Config are the last committed raft configuration, fed
 	// by StoreConfiguration: raft v1.8.0's GetConfiguration().Index() is 0.
 	ConfigIndex uint64        `json:"config_index"`
@@ -52,6 +67,7 @@ func newState() fsmState {
 		Members:    map[string]Member{},
 		Tombstones: map[string]bool{},
 		Entries:    map[string]string{},
+		Staged:     map[string]Stage{},
 	}
 }
 
@@ -84,9 +100,18 @@ func (s *fsmState) apply(c command) error {
 		}
 	case opRegister:
 		s.Members[c.ID] = Member{APIURL: c.APIURL}
+		if c.Stage != nil {
+			s.Staged[c.ID] = *c.Stage
+		} else {
+			delete(s.Staged, c.ID)
+		}
 	case opTombstone:
 		delete(s.Members, c.ID)
+		delete(s.Staged, c.ID)
 		s.Tombstones[c.ID] = true
+	case opUnstage:
+		delete(s.Members, c.ID)
+		delete(s.Staged, c.ID)
 	case opClearTombstone:
 		delete(s.Tombstones, c.ID)
 	case opPut:
@@ -139,6 +164,9 @@ func (s *fsmState) fillNil() {
 	if s.Entries == nil {
 		s.Entries = map[string]string{}
 	}
+	if s.Staged == nil {
+		s.Staged = map[string]Stage{}
+	}
 }
 
 type fsmSnapshot []byte
@@ -171,6 +199,12 @@ func (f *fsm) tombstones() []string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return slices.Sorted(maps.Keys(f.st.Tombstones))
+}
+
+func (f *fsm) staged() map[string]Stage {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return maps.Clone(f.st.Staged)
 }
 
 func (f *fsm) get(key string) (string, bool) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/failpoint"
 )
 
 // AddVoter makes the granted candidate a voter, applied only if the raft
@@ -30,28 +32,40 @@ func (n *Node) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) 
 	return n.addVoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
 }
 
-// AddNonvoter is AddVoter for a non-voting member (a staged join). A later
-// AddVoter for the same id promotes it.
+// AddNonvoter is AddVoter for a non-voting member: a staged join. The
+// member is recorded as staged, under the grant's decision id as its
+// admission id, until a promote grant's AddVoter or RemoveStaged ends it.
 func (n *Node) AddNonvoter(ctx context.Context, g admission.Grant) (uint64, error) {
 	if !g.Valid() {
 		return 0, ErrNotGranted
 	}
-	c := g.Candidate()
-	return n.addNonvoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
+	if g.Phase() != facts.PhaseAdmit {
+		return 0, fmt.Errorf("%w: a %s grant cannot add a member", ErrNotGranted, g.Phase())
+	}
+	return n.stageNonvoter(ctx, g.Candidate(), g.DecisionID(), g.ConfigIndex())
+}
+
+// stageNonvoter is the ungated staged add; only AddNonvoter and tests reach it.
+func (n *Node) stageNonvoter(ctx context.Context, c facts.Candidate, admissionID string, prevIndex uint64) (uint64, error) {
+	stage := &Stage{AdmissionID: admissionID, RaftAddr: c.RaftAddr, APIURL: c.APIURL, StagedAtMS: time.Now().UnixMilli()}
+	return n.addServer(ctx, command{Op: opRegister, ID: c.ID, APIURL: c.APIURL, Stage: stage}, c.RaftAddr, prevIndex, n.raft.AddNonvoter)
 }
 
 // addVoter is the ungated raft call; only AddVoter and tests reach it.
 func (n *Node) addVoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
-	return n.addServer(ctx, id, addr, apiURL, prevIndex, n.raft.AddVoter)
+	return n.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, n.raft.AddVoter)
 }
 
 func (n *Node) addNonvoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
-	return n.addServer(ctx, id, addr, apiURL, prevIndex, n.raft.AddNonvoter)
+	return n.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, n.raft.AddNonvoter)
 }
 
 type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture
 
-func (n *Node) addServer(ctx context.Context, id, addr, apiURL string, prevIndex uint64, add addFunc) (uint64, error) {
+// addServer makes the raft change, then records reg (the member's API URL
+// and whether it is staged).
+func (n *Node) addServer(ctx context.Context, reg command, addr string, prevIndex uint64, add addFunc) (uint64, error) {
+	id := reg.ID
 	if id == "" || addr == "" {
 		return 0, errors.New("raftglue: server id and address are required")
 	}
@@ -64,9 +78,10 @@ func (n *Node) addServer(ctx context.Context, id, addr, apiURL string, prevIndex
 	if err != nil {
 		return 0, err
 	}
+	failpoint.Inject("raftglue/before-metadata")
 	// Metadata only: a register command cannot change raft membership, and
 	// the members map is keyed by id, so a retry cannot duplicate it.
-	return index, n.applyMetadata(ctx, command{Op: opRegister, ID: id, APIURL: apiURL})
+	return index, n.applyMetadata(ctx, reg)
 }
 
 // applyMetadata records metadata after a committed membership change. It
@@ -99,6 +114,29 @@ func (n *Node) RemoveServer(ctx context.Context, id string, prevIndex uint64) (u
 	}
 	return index, n.applyMetadata(ctx, command{Op: opTombstone, ID: id})
 }
+
+// RemoveStaged removes a staged non-voter that was not promoted, if the
+// configuration is still the one at prevIndex. It leaves no tombstone: the
+// node never voted, and its raft state already marks it as initialized.
+// Error semantics are AddVoter's.
+func (n *Node) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
+	if _, ok := n.fsm.staged()[id]; !ok {
+		return 0, fmt.Errorf("raftglue: %s is not a staged member", id)
+	}
+	if prevIndex == 0 {
+		return 0, ErrNoPrevIndex
+	}
+	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return n.raft.RemoveServer(raft.ServerID(id), prevIndex, timeout)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return index, n.applyMetadata(ctx, command{Op: opUnstage, ID: id})
+}
+
+// Staged lists the staged non-voters by id.
+func (n *Node) Staged() map[string]Stage { return n.fsm.staged() }
 
 // ClearTombstone forgets that id was removed. Leader only.
 func (n *Node) ClearTombstone(ctx context.Context, id string) error {
@@ -162,4 +200,31 @@ func mapError(err error) error {
 // "configuration changed since %v (latest is %v)" by its text.
 func isConfigChanged(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "configuration changed since")
+}
+
+// ReconcileStaged ends the stage of every staged id the configuration has
+// moved past: promoted to voter (its promotion's metadata commit was lost)
+// or no longer a member. Leader only.
+func (n *Node) ReconcileStaged(ctx context.Context) error {
+	staged := n.fsm.staged()
+	if len(staged) == 0 {
+		return nil
+	}
+	_, servers, err := n.committedConfig(ctx)
+	if err != nil {
+		return err
+	}
+	for id, st := range staged {
+		i := slices.IndexFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
+		switch {
+		case i < 0:
+			_, err = n.apply(ctx, command{Op: opUnstage, ID: id})
+		case servers[i].Suffrage == raft.Voter:
+			_, err = n.apply(ctx, command{Op: opRegister, ID: id, APIURL: st.APIURL})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -299,6 +299,15 @@ func (n *Node) LastTerm() uint64 {
 	return t
 }
 
+// LastContact is when this node last heard from a leader (zero if never;
+// the leader itself reports now).
+func (n *Node) LastContact() time.Time {
+	if n.IsLeader() {
+		return time.Now()
+	}
+	return n.raft.LastContact()
+}
+
 // Term is the current raft term.
 func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
 

@@ -19,6 +19,7 @@ type RaftAPI interface {
 	RemoveServer(id raft.ServerID, prevIndex uint64, timeout time.Duration) raft.IndexFuture
 	Apply(cmd []byte, timeout time.Duration) raft.ApplyFuture
 	Barrier(timeout time.Duration) raft.Future
+	LastContact() time.Time
 	Snapshot() raft.SnapshotFuture
 	Stats() map[string]string
 	LastIndex() uint64

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/render"
@@ -16,6 +19,8 @@ type joinFlags struct {
 	req     client.AdmitRequest
 	output  string
 	timeout time.Duration
+	noWait  bool
+	wait    time.Duration
 	creds   clientFlags
 }
 
@@ -38,6 +43,8 @@ func newJoinCmd() *cobra.Command {
 	fl.BoolVar(&f.req.Explain, "explain", false, "show the rules that fired or failed in each evaluated stage")
 	fl.StringVarP(&f.output, "output", "o", render.Table, "output format: table or json")
 	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up waiting for the decision after this long")
+	fl.BoolVar(&f.noWait, "no-wait", false, "return once a staged candidate is a non-voter, without waiting for its promotion")
+	fl.DurationVar(&f.wait, "wait-timeout", 10*time.Minute, "give up waiting for a staged candidate's promotion after this long")
 	f.creds.register(cmd)
 	return cmd
 }
@@ -63,11 +70,35 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if err != nil {
 		return err
 	}
-	if err := render.Decision(cmd.OutOrStdout(), f.output, d); err != nil {
+	if !staged(d) || f.noWait || f.req.DryRun {
+		return show(cmd, f.output, d)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "%s is a non-voter (admission %s); waiting for its promotion\n", d.Candidate.ID, d.AdmissionID)
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.wait)
+	defer cancel()
+	st, err := waitPromotion(ctx, cl, f.server, d.AdmissionID, cmd.ErrOrStderr())
+	if err != nil {
+		_ = show(cmd, f.output, d)
 		return err
 	}
-	if !d.Allowed {
+	return show(cmd, f.output, last(st, d))
+}
+
+// show prints a decision; a deny exits 3.
+func show(cmd *cobra.Command, format string, d *admission.Decision) error {
+	if err := render.Decision(cmd.OutOrStdout(), format, d); err != nil {
+		return err
+	}
+	if !d.Allowed || d.Removed != nil {
 		return &exitCode{code: exitDenied}
 	}
 	return nil
+}
+
+// last is the admission's newest decision: the promotion, or the removal.
+func last(st *admission.Status, d *admission.Decision) *admission.Decision {
+	if len(st.Decisions) > 0 {
+		return st.Decisions[0]
+	}
+	return d
 }

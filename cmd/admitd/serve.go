@@ -52,6 +52,11 @@ func newServeCmd() *cobra.Command {
 	fl.DurationVar(&c.Raft.Heartbeat, "raft-heartbeat-timeout", 0, "raft heartbeat timeout (0: raft default)")
 	fl.DurationVar(&c.Raft.Election, "raft-election-timeout", 0, "raft election timeout (0: raft default)")
 	fl.DurationVar(&c.Raft.LeaderLease, "raft-leader-lease-timeout", 0, "raft leader lease timeout (0: raft default)")
+	fl.BoolVar(&c.Staging.Enabled, "staged", true, "admit candidates as non-voters and promote them when the promote policies allow (false: add voters directly)")
+	fl.IntVar(&c.Collect.MaxStaged, "max-staged", 1, "how many non-voters may be in stage at once")
+	fl.DurationVar(&c.Staging.Deadline, "promote-deadline", 5*time.Minute, "remove a staged non-voter not promoted within this long")
+	fl.BoolVar(&c.Staging.Keep, "keep-unpromoted", false, "leave a staged non-voter in place after its deadline")
+	fl.DurationVar(&c.Staging.Interval, "promote-interval", time.Second, "time between promotion checks on the leader")
 	fl.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")
 	registerSecurity(cmd, &f)
@@ -67,6 +72,9 @@ func runServe(cmd *cobra.Command, f serveFlags) error {
 	}
 	if f.join != "" {
 		cfg.Join = strings.Split(f.join, ",")
+	}
+	if cfg.Collect.MaxStaged < 1 || cfg.Staging.Deadline <= 0 || cfg.Staging.Interval <= 0 {
+		return usageErr(errors.New("--max-staged must be at least 1, --promote-deadline and --promote-interval positive"))
 	}
 	level := hclog.LevelFromString(f.logLevel)
 	if level == hclog.NoLevel {

@@ -73,6 +73,12 @@ func (c *Client) State(ctx context.Context, server string) (facts.NodeState, err
 	return st, c.getJSON(ctx, server, "/v1/state", &st)
 }
 
+// Admission reads where a staged admission stands.
+func (c *Client) Admission(ctx context.Context, server, id string) (*admission.Status, error) {
+	var st admission.Status
+	return &st, c.getJSON(ctx, server, "/v1/admissions/"+url.PathEscape(id), &st)
+}
+
 // Cluster reads a node's /v1/cluster.
 func (c *Client) Cluster(ctx context.Context, server string) (facts.Topology, error) {
 	var t facts.Topology

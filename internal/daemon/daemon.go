@@ -46,6 +46,8 @@ type Config struct {
 
 	// Ops: mode, decision log, site facts, policy tests and reloads (reload.go).
 	Ops OpsConfig
+	// Staging: admit candidates as non-voters and promote them later.
+	Staging server.StagingConfig
 
 	clientTLS *tls.Config // loaded from TLS, for the join client
 }
@@ -99,7 +101,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv, err := server.New(server.Config{Node: node, Engine: engine, Logger: log.Named("api"),
 		Collect: cfg.Collect, DecisionsKept: cfg.Decisions,
 		Token: cfg.Token, ClientTLS: sec.client, AdmissionRate: cfg.AdmissionRate, AdmissionBurst: cfg.AdmissionBurst,
-		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(),
+		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(), Staging: cfg.Staging,
 		Reload: func(ctx context.Context) (*admission.Engine, error) { return loadPolicySet(ctx, cfg) }})
 	if err != nil {
 		ln.Close()
@@ -107,6 +109,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Ops.dryRun() {
 		log.Warn("mode dry-run: admissions are decided and logged, membership is never changed")
+	}
+	if cfg.Staging.Enabled && engine.PromoteStages() == nil {
+		log.Warn("staged joins are on, but the policy set defines no admitd.pipeline.promote_stages: staged candidates will never be promoted")
 	}
 	defer startReloads(ctx, cfg, srv)()
 	return serve(ctx, cfg, node, srv, sec.listen(ln))
@@ -149,7 +154,12 @@ func serve(ctx context.Context, cfg Config, node *raftglue.Node, srv *server.Ser
 	log.Info("serving", "id", cfg.ID, "version", version.Version, "http", ln.Addr().String(),
 		"api_url", cfg.APIURL, "raft", node.Addr(), "data_dir", cfg.DataDir)
 	go func() { errc <- enter(ctx, cfg, node) }()
+	promCtx, stopPromoter := context.WithCancel(ctx)
+	promoterDone := make(chan struct{})
+	go func() { defer close(promoterDone); srv.RunPromoter(promCtx) }()
 	err := waitForEnd(ctx, errc)
+	stopPromoter()
+	<-promoterDone
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(shutCtx)

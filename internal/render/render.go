@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
 )
 
 // Formats accepted by -o.
@@ -41,6 +42,9 @@ func decisionTable(w io.Writer, d *admission.Decision) error {
 		verdict = "ALLOWED"
 	}
 	fmt.Fprintf(w, "%s  candidate %s (raft %s, api %s)\n", verdict, d.Candidate.ID, d.Candidate.RaftAddr, d.Candidate.APIURL)
+	if d.Phase == facts.PhasePromote {
+		fmt.Fprintf(w, "phase promote, admission %s\n", d.AdmissionID)
+	}
 	if d.StoppedAt != "" {
 		fmt.Fprintf(w, "stopped at stage %s\n", d.StoppedAt)
 	}
@@ -112,6 +116,9 @@ func shortRev(r string) string {
 }
 
 func appliedText(d *admission.Decision) string {
+	if d.Removed != nil {
+		return fmt.Sprintf("  removed: %s at index %d", d.Removed.Suffrage, d.Removed.Index)
+	}
 	if d.Applied == nil {
 		if d.Enforced {
 			return "  applied: no"

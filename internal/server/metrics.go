@@ -98,6 +98,9 @@ func (m *metrics) observeFacts(doc *facts.Document) {
 	if doc.InitState != nil {
 		obs("init_state", &doc.InitState.Section)
 	}
+	if doc.CatchUp != nil {
+		obs("catch_up", &doc.CatchUp.Section)
+	}
 	if doc.Topology != nil {
 		obs("topology", &doc.Topology.Section)
 	}

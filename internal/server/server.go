@@ -53,6 +53,8 @@ type Config struct {
 	DecisionLog *decisionlog.Logger
 	DryRun      bool
 	Reload      ReloadFunc
+	// Staging: staged joins and their promotion (staged.go).
+	Staging StagingConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -74,6 +76,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
+	c.Staging = c.Staging.withDefaults()
 	return c
 }
 
@@ -90,6 +93,7 @@ type Server struct {
 	admitMu sync.Mutex
 	limiter *rate.Limiter // admissions; nil when unlimited
 	ops     *ops          // reloads, decision log, extra metrics (ops.go)
+	prom    *promoter     // staged non-voters while leading (staged.go)
 }
 
 // New builds a server; Handler serves it.
@@ -105,6 +109,7 @@ func New(cfg Config) (*Server, error) {
 		decisions: newRing(cfg.DecisionsKept),
 		metrics:   newMetrics(),
 		limiter:   newLimiter(cfg.AdmissionRate, cfg.AdmissionBurst),
+		prom:      newPromoter(),
 	}
 	s.engine.Store(cfg.Engine)
 	s.metrics.observeRaft(s.node)
@@ -124,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/state", s.handleState)
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
 	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
+	mux.HandleFunc("GET /v1/admissions/{id}", s.guard(s.handleAdmissionStatus))
 	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
 	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
@@ -152,11 +158,27 @@ func (s *Server) State() facts.NodeState {
 		LastIndex:      n.LastIndex(),
 		LastTerm:       n.LastTerm(),
 		Term:           n.Term(),
+		LastContactMS:  lastContactMS(n.LastContact()),
 		RaftState:      n.State(),
 		LeaderID:       n.LeaderID(),
 		Version:        version.Version,
 		PolicyRevision: s.Engine().Revision(),
 	}
+}
+
+// clusterView is /v1/cluster: the topology section, plus the progress of
+// the staged non-voters.
+type clusterView struct {
+	*facts.Topology
+	Staging []admission.StageProgress `json:"staging"`
+}
+
+// lastContactMS is the age of a last contact, -1 for never.
+func lastContactMS(t time.Time) float64 {
+	if t.IsZero() {
+		return -1
+	}
+	return facts.Ms(time.Since(t))
 }
 
 func (s *Server) handleState(w http.ResponseWriter, _ *http.Request) {
@@ -170,7 +192,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 	}
 	topo := facts.GatherTopology(r.Context(), s.cfg.Collect, s.node)
 	s.fillSelf(topo)
-	writeJSON(w, http.StatusOK, topo)
+	writeJSON(w, http.StatusOK, clusterView{Topology: topo, Staging: s.prom.list()})
 }
 
 func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,40 @@
+package admission
+
+import (
+	"time"
+
+	"github.com/admitd/admitd/facts"
+)
+
+// Admission states, as GET /v1/admissions/{id} reports them.
+const (
+	StateStaged   = "staged"   // a non-voter, waiting for promotion
+	StatePromoted = "promoted" // a voter, after a staged join
+	StateAdmitted = "admitted" // a voter, added directly
+	StateRemoved  = "removed"  // staged, then removed (deadline) or gone
+	StateDenied   = "denied"   // never added
+)
+
+// Status is where one admission stands, with its decisions (both phases,
+// newest first) as the leader holds them.
+type Status struct {
+	AdmissionID string          `json:"admission_id"`
+	State       string          `json:"state"`
+	Candidate   facts.Candidate `json:"candidate"`
+	Progress    *StageProgress  `json:"progress,omitempty"`
+	Decisions   []*Decision     `json:"decisions"`
+}
+
+// StageProgress is a staged non-voter as the leader last saw it.
+type StageProgress struct {
+	ID          string          `json:"id"`
+	AdmissionID string          `json:"admission_id"`
+	Candidate   facts.Candidate `json:"candidate"`
+	StagedAt    time.Time       `json:"staged_at"`
+	Deadline    time.Time       `json:"deadline"`
+	CheckedAt   time.Time       `json:"checked_at,omitzero"`
+	CatchUp     *facts.CatchUp  `json:"catch_up,omitempty"`
+	// DecisionID and Reason are the last promote decision's.
+	DecisionID string `json:"decision_id,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+}

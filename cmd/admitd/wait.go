@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/client"
+)
+
+// pollInterval paces the wait for a promotion.
+const pollInterval = time.Second
+
+// staged says whether a decision added its candidate as a non-voter.
+func staged(d *admission.Decision) bool {
+	return d.Allowed && d.Applied != nil && d.Applied.Suffrage == facts.Nonvoter && d.AdmissionID != ""
+}
+
+// waitPromotion polls the admission until it is promoted (nil), removed
+// (exit 3), or ctx ends. Progress goes to progress when it is a terminal.
+func waitPromotion(ctx context.Context, cl *client.Client, server, id string, progress io.Writer) (*admission.Status, error) {
+	tty := isTerminal(progress)
+	for {
+		st, err := cl.Admission(ctx, server, id)
+		var se *client.StatusError
+		switch {
+		case err == nil:
+			if done(st) {
+				clearLine(progress, tty)
+				return st, nil
+			}
+			showProgress(progress, tty, st)
+		case errors.As(err, &se) && se.Status == http.StatusNotFound:
+			return nil, fmt.Errorf("admission %s is unknown to the current leader (leadership moved?): check `admitd status`", id)
+		case errors.As(err, &se) && se.Status < http.StatusInternalServerError && se.Status != http.StatusServiceUnavailable:
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			clearLine(progress, tty)
+			return nil, fmt.Errorf("admission %s: not promoted before the wait ended (%v); it carries on: admitd status", id, ctx.Err())
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+func done(st *admission.Status) bool { return st.State != admission.StateStaged }
+
+func showProgress(w io.Writer, tty bool, st *admission.Status) {
+	if !tty || st.Progress == nil {
+		return
+	}
+	p := st.Progress
+	line := fmt.Sprintf("staged %s: waiting", st.Candidate.ID)
+	if c := p.CatchUp; c != nil && c.Collected {
+		line = fmt.Sprintf("staged %s: lag %d entries, last contact %.0f ms, healthy %.1f s", st.Candidate.ID,
+			c.Lag, c.LastContactMS, c.HealthyForMS/1000)
+	}
+	fmt.Fprintf(w, "\r\033[K%s; deadline in %s", line, time.Until(p.Deadline).Round(time.Second))
+}
+
+func clearLine(w io.Writer, tty bool) {
+	if tty {
+		fmt.Fprint(w, "\r\033[K")
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,75 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+)
+
+func (s *Server) handleAdmissionStatus(w http.ResponseWriter, r *http.Request) {
+	if !s.node.IsLeader() {
+		s.forward(w, r, nil)
+		return
+	}
+	st, err := s.admissionStatus(r, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status, error) {
+	st := &admission.Status{AdmissionID: id, Decisions: s.admissionDecisions(id)}
+	if sp, ok := s.prom.byAdmission(id); ok {
+		st.State, st.Candidate, st.Progress = admission.StateStaged, sp.Candidate, &sp
+		return st, nil
+	}
+	for cid, stage := range s.node.Staged() {
+		if stage.AdmissionID == id { // staged, not yet checked by this leader
+			st.State = admission.StateStaged
+			st.Candidate = facts.Candidate{ID: cid, RaftAddr: stage.RaftAddr, APIURL: stage.APIURL}
+			return st, nil
+		}
+	}
+	if len(st.Decisions) == 0 {
+		return nil, fmt.Errorf("%w: no admission %q on this leader (decisions are kept in memory, newest first)", ErrNotFound, id)
+	}
+	latest := st.Decisions[0]
+	st.Candidate = latest.Candidate
+	suffrage, present, err := s.node.HasMember(r.Context(), latest.Candidate.ID, latest.Candidate.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	st.State = settledState(st.Decisions, suffrage, present)
+	return st, nil
+}
+
+// settledState names the outcome of an admission that is no longer staged
+// from its decisions and the candidate's membership now.
+func settledState(ds []*admission.Decision, suffrage string, present bool) string {
+	switch {
+	case present && suffrage == facts.Voter && ds[len(ds)-1].Applied != nil && ds[len(ds)-1].Applied.Suffrage == facts.Voter:
+		return admission.StateAdmitted
+	case present && suffrage == facts.Voter:
+		return admission.StatePromoted
+	case present:
+		return admission.StateStaged // its stage record was lost; see the log
+	case ds[len(ds)-1].Applied == nil:
+		return admission.StateDenied
+	}
+	return admission.StateRemoved
+}
+
+// admissionDecisions are the decisions of one admission, newest first.
+func (s *Server) admissionDecisions(id string) []*admission.Decision {
+	out := []*admission.Decision{}
+	for _, d := range s.decisions.latest(s.cfg.DecisionsKept) {
+		if d.AdmissionID == id || d.DecisionID == id {
+			out = append(out, d)
+		}
+	}
+	return out
+}

@@ -1,0 +1,260 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/raftglue"
+)
+
+// StagingConfig says how candidates join: staged (a non-voter first,
+// promoted by the promote pipeline once caught up) or directly as voters.
+type StagingConfig struct {
+	Enabled bool
+	// Deadline bounds how long a non-voter may stay staged; past it, one
+	// that is still not allowed is removed. Default 5m.
+	Deadline time.Duration
+	// Keep leaves a non-voter that missed its deadline in place.
+	Keep bool
+	// Interval is the time between promotion rounds; default 1s.
+	Interval time.Duration
+}
+
+func (c StagingConfig) withDefaults() StagingConfig {
+	if c.Deadline <= 0 {
+		c.Deadline = 5 * time.Minute
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	return c
+}
+
+// stage adds an allowed candidate as a non-voter under an admission id
+// (the decision's own id); the promoter takes it from there.
+func (s *Server) stage(ctx context.Context, d *admission.Decision) error {
+	grant, ok := d.Grant()
+	if !ok {
+		return errors.New("internal: an allowed decision without a grant")
+	}
+	d.AdmissionID = d.DecisionID
+	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	index, err := s.node.AddNonvoter(applyCtx, grant)
+	switch {
+	case err == nil:
+		return s.appliedAs(d, facts.Nonvoter, index)
+	case errors.Is(err, raftglue.ErrMetadataNotApplied):
+		// Without its stage record no leader watches it: say so loudly.
+		s.log.Error("non-voter added, but its stage was not recorded; remove it and admit it again",
+			"candidate", d.Candidate.ID, "error", err)
+		return s.appliedAs(d, facts.Nonvoter, index)
+	case errors.Is(err, raftglue.ErrConfigChanged):
+		return err
+	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
+		return s.settleAs(ctx, d, err, facts.Nonvoter)
+	}
+	s.metrics.configChange("failed")
+	return err
+}
+
+// promoter is the leader's memory of the staged non-voters: for how long
+// each has been healthy, its progress, and its last recorded deny. A new
+// leader starts afresh, so a healthy streak never spans a leader change.
+type promoter struct {
+	mu       sync.Mutex
+	since    map[string]time.Time
+	progress map[string]admission.StageProgress
+	lastDeny map[string]string
+}
+
+func newPromoter() *promoter {
+	return &promoter{since: map[string]time.Time{}, progress: map[string]admission.StageProgress{}, lastDeny: map[string]string{}}
+}
+
+// observer is facts.Staging.Observe for one candidate.
+func (p *promoter) observer(id string) func(bool) time.Duration {
+	return func(healthy bool) time.Duration {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		now := time.Now()
+		since, ok := p.since[id]
+		switch {
+		case !healthy:
+			delete(p.since, id)
+			return 0
+		case !ok:
+			p.since[id] = now
+			return 0
+		}
+		return now.Sub(since)
+	}
+}
+
+// keep forgets every id that is no longer staged (nil: forget all).
+func (p *promoter) keep(staged map[string]raftglue.Stage) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range []map[string]time.Time{p.since} {
+		maps.DeleteFunc(m, func(id string, _ time.Time) bool { _, ok := staged[id]; return !ok })
+	}
+	maps.DeleteFunc(p.progress, func(id string, _ admission.StageProgress) bool { _, ok := staged[id]; return !ok })
+	maps.DeleteFunc(p.lastDeny, func(id string, _ string) bool { _, ok := staged[id]; return !ok })
+}
+
+func (p *promoter) update(sp admission.StageProgress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.progress[sp.ID] = sp
+}
+
+// changed says whether a deny differs from the last one recorded for id,
+// so a non-voter that stays behind does not flood the decision log.
+func (p *promoter) changed(id, signature string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastDeny[id] == signature {
+		return false
+	}
+	p.lastDeny[id] = signature
+	return true
+}
+
+func (p *promoter) list() []admission.StageProgress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := slices.Collect(maps.Values(p.progress))
+	slices.SortFunc(out, func(a, b admission.StageProgress) int { return a.StagedAt.Compare(b.StagedAt) })
+	return out
+}
+
+func (p *promoter) byAdmission(id string) (admission.StageProgress, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, sp := range p.progress {
+		if sp.AdmissionID == id {
+			return sp, true
+		}
+	}
+	return admission.StageProgress{}, false
+}
+
+// RunPromoter watches the staged non-voters while this node leads, until
+// ctx ends: every round it collects promote facts for each, evaluates the
+// promote pipeline, and promotes, waits, or removes one past its deadline.
+func (s *Server) RunPromoter(ctx context.Context) {
+	t := time.NewTicker(s.cfg.Staging.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.promoteRound(ctx)
+	}
+}
+
+func (s *Server) promoteRound(ctx context.Context) {
+	if !s.node.IsLeader() || s.cfg.DryRun {
+		s.prom.keep(nil)
+		return
+	}
+	if err := s.node.ReconcileStaged(ctx); err != nil {
+		s.log.Warn("reading the staged members failed", "error", err)
+		return
+	}
+	staged := s.node.Staged()
+	s.prom.keep(staged)
+	for _, id := range slices.Sorted(maps.Keys(staged)) {
+		if ctx.Err() != nil || !s.node.IsLeader() {
+			return
+		}
+		s.promoteOne(ctx, id, staged[id])
+	}
+}
+
+// promoteOne decides on one staged non-voter under the admission lock, so
+// promotions and admissions change the configuration one at a time.
+func (s *Server) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.AdmitTimeout)
+	defer cancel()
+	s.admitMu.Lock()
+	defer s.admitMu.Unlock()
+	cand := facts.Candidate{ID: id, RaftAddr: st.RaftAddr, APIURL: st.APIURL}
+	stagedAt := time.UnixMilli(st.StagedAtMS)
+	eng := s.Engine()
+	doc := facts.GatherPromote(ctx, s.cfg.Collect, cand, s.node, s.node,
+		facts.Staging{StagedAt: stagedAt, Observe: s.prom.observer(id)})
+	d, err := s.evaluate(ctx, eng, doc, false)
+	if err != nil {
+		s.log.Error("promote facts could not be evaluated", "candidate", id, "error", err)
+		return
+	}
+	d.AdmissionID = st.AdmissionID
+	deadline := stagedAt.Add(s.cfg.Staging.Deadline)
+	s.prom.update(admission.StageProgress{ID: id, AdmissionID: st.AdmissionID, Candidate: cand, StagedAt: stagedAt,
+		Deadline: deadline, CheckedAt: time.Now(), CatchUp: doc.CatchUp, DecisionID: d.DecisionID, Reason: d.Reason})
+	switch {
+	case d.Allowed:
+		s.promote(ctx, d)
+	case time.Now().After(deadline) && !s.cfg.Staging.Keep:
+		s.expire(ctx, d)
+	default:
+		if time.Now().After(deadline) {
+			d.Reason = fmt.Sprintf("not promoted within %s, left in place: %s", s.cfg.Staging.Deadline, d.Reason)
+		}
+		if s.prom.changed(id, d.Reason) {
+			s.record(d, "promotion")
+		}
+	}
+}
+
+// promote makes an allowed non-voter a voter with the facts' configuration
+// index; a failure is recorded and the next round tries on fresh facts.
+func (s *Server) promote(ctx context.Context, d *admission.Decision) {
+	grant, _ := d.Grant()
+	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	index, err := s.node.AddVoter(applyCtx, grant)
+	if err != nil && !errors.Is(err, raftglue.ErrMetadataNotApplied) {
+		s.metrics.configChange("promotion_failed")
+		d.Reason = fmt.Sprintf("allowed, but not promoted (the next round tries again): %v", err)
+		s.log.Warn("promotion failed", "candidate", d.Candidate.ID, "error", err)
+		s.record(d, "promotion")
+		return
+	}
+	d.Applied = &admission.Applied{Suffrage: facts.Voter, Index: index}
+	s.metrics.configChange("promoted")
+	s.record(d, "promotion")
+}
+
+// expire removes a non-voter that was not allowed before its deadline.
+// The removal rests on no policy fact, so it uses the current index.
+func (s *Server) expire(ctx context.Context, d *admission.Decision) {
+	d.Reason = fmt.Sprintf("not promoted within %s: %s", s.cfg.Staging.Deadline, d.Reason)
+	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
+	defer cancel()
+	cc, err := s.node.ClusterConfig(applyCtx)
+	var index uint64
+	if err == nil {
+		index, err = s.node.RemoveStaged(applyCtx, d.Candidate.ID, cc.Index)
+	}
+	if err != nil && !errors.Is(err, raftglue.ErrMetadataNotApplied) {
+		d.Reason += fmt.Sprintf("; removing it failed (the next round tries again): %v", err)
+		s.record(d, "promotion")
+		return
+	}
+	d.Reason += "; removed"
+	d.Removed = &admission.Applied{Suffrage: facts.Nonvoter, Index: index}
+	s.metrics.configChange("removed")
+	s.log.Warn("staged non-voter removed", "candidate", d.Candidate.ID, "admission_id", d.AdmissionID, "reason", d.Reason)
+	s.record(d, "promotion")
+}
