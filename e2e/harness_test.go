@@ -80,10 +80,14 @@ type opts struct {
 	bootstrap bool
 	join      string
 	extra     []string
+	env       []string // added to the test's environment, e.g. failpoints
 	// policyTests keeps the startup run of the policy tests, which costs
 	// CPU at every start and can time out on a busy machine; the policies
 	// have their own tests.
 	policyTests bool
+	// staged keeps staged joins (the default of admitd serve); most tests
+	// add voters directly.
+	staged bool
 }
 
 // node is one `admitd serve` process.
@@ -121,6 +125,9 @@ func startNode(t *testing.T, o opts) *node {
 	if !o.policyTests {
 		args = append(args, "--policy-tests=false")
 	}
+	if !o.staged {
+		args = append(args, "--staged=false")
+	}
 	args = append(args, o.extra...)
 	n := &node{opts: o, url: "http://" + o.httpAddr, done: make(chan struct{})}
 	logf, err := os.CreateTemp(t.TempDir(), o.id+"-*.log")
@@ -129,6 +136,7 @@ func startNode(t *testing.T, o opts) *node {
 	}
 	n.logPath = logf.Name()
 	n.cmd = exec.Command(binPath, args...)
+	n.cmd.Env = append(os.Environ(), o.env...)
 	// A working directory without ./policies: the embedded set is used.
 	n.cmd.Dir = t.TempDir()
 	n.cmd.Stdout, n.cmd.Stderr = logf, logf
@@ -256,6 +264,22 @@ type cluster struct {
 		Address string `json:"address"`
 	} `json:"leader"`
 	Servers []server `json:"servers"`
+	Staged  []string `json:"staged"`
+	Staging []struct {
+		ID          string `json:"id"`
+		AdmissionID string `json:"admission_id"`
+		Reason      string `json:"reason"`
+	} `json:"staging"`
+}
+
+// suffrage is id's suffrage in c, "" when it is not a member.
+func (c cluster) suffrage(id string) string {
+	for _, s := range c.Servers {
+		if s.ID == id {
+			return s.Suffrage
+		}
+	}
+	return ""
 }
 
 func (c cluster) voters() []string {
@@ -292,20 +316,25 @@ type stage struct {
 }
 
 type decision struct {
-	DecisionID  string    `json:"decision_id"`
-	Allowed     bool      `json:"allowed"`
-	Enforced    bool      `json:"enforced"`
-	Reason      string    `json:"reason"`
-	Permanent   bool      `json:"permanent"`
-	Candidate   candidate `json:"candidate"`
-	Stages      []stage   `json:"stages"`
-	DecidedBy   string    `json:"decided_by"`
-	ConfigIndex uint64    `json:"config_index"`
-	Applied     *struct {
-		Suffrage string `json:"suffrage"`
-		Index    uint64 `json:"index"`
-	} `json:"applied"`
-	Facts json.RawMessage `json:"facts"`
+	DecisionID  string          `json:"decision_id"`
+	AdmissionID string          `json:"admission_id"`
+	Phase       string          `json:"phase"`
+	Allowed     bool            `json:"allowed"`
+	Enforced    bool            `json:"enforced"`
+	Reason      string          `json:"reason"`
+	Permanent   bool            `json:"permanent"`
+	Candidate   candidate       `json:"candidate"`
+	Stages      []stage         `json:"stages"`
+	DecidedBy   string          `json:"decided_by"`
+	ConfigIndex uint64          `json:"config_index"`
+	Applied     *applied        `json:"applied"`
+	Removed     *applied        `json:"removed"`
+	Facts       json.RawMessage `json:"facts"`
+}
+
+type applied struct {
+	Suffrage string `json:"suffrage"`
+	Index    uint64 `json:"index"`
 }
 
 // stoppedAt is the first stage that did not allow, "" when all did.
@@ -403,20 +432,30 @@ func admit(t *testing.T, n *node, c candidate, dryRun bool) admitResult {
 
 func postAdmission(t *testing.T, n *node, c candidate, dryRun bool) admitResult {
 	t.Helper()
+	r, err := sendAdmission(n, c, dryRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// sendAdmission posts one admission. It does not touch t, so goroutines
+// may call it, and a test can expect a transport error.
+func sendAdmission(n *node, c candidate, dryRun bool) (admitResult, error) {
 	body, _ := json.Marshal(map[string]any{"candidate": c, "dry_run": dryRun})
 	resp, err := httpClient.Post(n.url+"/v1/admissions", "application/json", bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("POST %s/v1/admissions: %v", n.url, err)
+		return admitResult{}, fmt.Errorf("POST %s/v1/admissions: %w", n.url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	r := admitResult{status: resp.StatusCode, header: resp.Header, body: string(raw)}
 	if r.status == http.StatusOK || r.status == http.StatusForbidden {
 		if err := json.Unmarshal(raw, &r.decision); err != nil {
-			t.Fatalf("decoding the decision: %v\n%s", err, raw)
+			return r, fmt.Errorf("decoding the decision: %w\n%s", err, raw)
 		}
 	}
-	return r
+	return r, nil
 }
 
 // cliResult is one run of the admitd CLI.
@@ -604,13 +643,19 @@ func logContains(t *testing.T, n *node, s string) {
 // through `serve --join`, then waits for all voters to be healthy.
 func newCluster(t *testing.T, ids ...string) []*node {
 	t.Helper()
-	first := bootstrapNode(t, opts{id: ids[0]})
-	nodes := []*node{first}
-	for _, id := range ids[1:] {
-		n := startNode(t, opts{id: id, join: first.url})
+	return newClusterFrom(t, opts{id: ids[0]}, ids[1:]...)
+}
+
+// newClusterFrom is newCluster with the first node's options given.
+func newClusterFrom(t *testing.T, first opts, ids ...string) []*node {
+	t.Helper()
+	boot := bootstrapNode(t, first)
+	nodes := []*node{boot}
+	for _, id := range ids {
+		n := startNode(t, opts{id: id, join: boot.url})
 		nodes = append(nodes, n)
 		// One at a time: each join waits for the previous member's health.
-		waitVoters(t, first, len(nodes))
+		waitVoters(t, boot, len(nodes))
 	}
 	waitLeader(t, nodes...)
 	return nodes

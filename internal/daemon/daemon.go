@@ -48,6 +48,8 @@ type Config struct {
 	Ops OpsConfig
 	// Staging: admit candidates as non-voters and promote them later.
 	Staging server.StagingConfig
+	// DebugEndpoints serves POST /v1/debug/fill, for load tests only.
+	DebugEndpoints bool
 
 	clientTLS *tls.Config // loaded from TLS, for the join client
 }
@@ -55,6 +57,8 @@ type Config struct {
 // RaftTimeouts tune raft; zero keeps raft's LAN defaults.
 type RaftTimeouts struct {
 	Heartbeat, Election, LeaderLease, Commit time.Duration
+	// TrailingLogs and SnapshotThreshold tune log compaction.
+	TrailingLogs, SnapshotThreshold uint64
 }
 
 // ErrJoinRefused is a deny that waiting cannot change.
@@ -101,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv, err := server.New(server.Config{Node: node, Engine: engine, Logger: log.Named("api"),
 		Collect: cfg.Collect, DecisionsKept: cfg.Decisions,
 		Token: cfg.Token, ClientTLS: sec.client, AdmissionRate: cfg.AdmissionRate, AdmissionBurst: cfg.AdmissionBurst,
-		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(), Staging: cfg.Staging,
+		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(), Staging: cfg.Staging, DebugEndpoints: cfg.DebugEndpoints,
 		Reload: func(ctx context.Context) (*admission.Engine, error) { return loadPolicySet(ctx, cfg) }})
 	if err != nil {
 		ln.Close()
@@ -136,6 +140,7 @@ func openNode(cfg Config) (*raftglue.Node, error) {
 		Logger:           cfg.Logger.Named("raft"),
 		HeartbeatTimeout: cfg.Raft.Heartbeat, ElectionTimeout: cfg.Raft.Election,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLease, CommitTimeout: cfg.Raft.Commit,
+		TrailingLogs: cfg.Raft.TrailingLogs, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 	})
 }
 

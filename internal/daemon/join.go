@@ -67,7 +67,8 @@ func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url stri
 	}
 	switch {
 	case d.Allowed && d.Applied != nil:
-		log.Info("admitted", "decision_id", d.DecisionID, "by", d.DecidedBy, "index", d.Applied.Index)
+		log.Info("admitted", "as", d.Applied.Suffrage, "decision_id", d.DecisionID, "admission_id", d.AdmissionID,
+			"by", d.DecidedBy, "index", d.Applied.Index)
 		return true, nil
 	case d.Permanent:
 		if member(ctx, node) {

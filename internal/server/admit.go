@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/failpoint"
 	"github.com/admitd/admitd/raftglue"
 )
 
@@ -88,7 +91,11 @@ func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.De
 		if err != nil || !d.Allowed || req.DryRun {
 			return d, err
 		}
-		err = s.apply(ctx, d)
+		if s.cfg.Staging.Enabled {
+			err = s.stage(ctx, d)
+		} else {
+			err = s.apply(ctx, d)
+		}
 		if errors.Is(err, raftglue.ErrConfigChanged) {
 			s.metrics.configChange("configuration_changed")
 			s.log.Warn("configuration changed since the facts were read; collecting again",
@@ -110,6 +117,20 @@ func (s *Server) decide(ctx context.Context, req AdmissionRequest) (*admission.D
 	}
 	eng := s.Engine() // one policy set for the whole decision, even across a reload
 	doc := facts.Gather(ctx, s.cfg.Collect, req.Candidate, s.node)
+	d, err := s.evaluate(ctx, eng, doc, req.Explain)
+	if err != nil {
+		return nil, err
+	}
+	d.Enforced = !req.DryRun
+	if !d.Allowed || req.DryRun {
+		s.record(d, "admission")
+	}
+	return d, nil
+}
+
+// evaluate completes collected facts with what only the leader knows and
+// evaluates them with eng.
+func (s *Server) evaluate(ctx context.Context, eng *admission.Engine, doc *facts.Document, explain bool) (*admission.Decision, error) {
 	s.fillSelf(doc.Topology)
 	if site := eng.SiteFacts(); site != nil {
 		doc.Site = site
@@ -120,14 +141,11 @@ func (s *Server) decide(ctx context.Context, req AdmissionRequest) (*admission.D
 		return nil, err
 	}
 	d := eng.Evaluate(ctx, in)
-	if req.Explain {
+	if explain {
 		eng.Explain(ctx, in, d)
 	}
 	d.DecidedBy = s.node.ID()
-	d.Enforced = !req.DryRun
-	if !d.Allowed || req.DryRun {
-		s.record(d, "admission")
-	}
+	d.Enforced = true
 	return d, nil
 }
 
@@ -138,9 +156,20 @@ func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
 	if !ok {
 		return errors.New("internal: an allowed decision without a grant")
 	}
+	failpoint.Inject("admit/before-add")
+	// The facts may be seconds old: fail closed on a candidate that died.
+	if gone := s.candidateGone(ctx, d.Candidate); gone != nil {
+		if err := s.redecide(ctx, d, gone); err != nil || !d.Allowed {
+			return err
+		}
+		if grant, ok = d.Grant(); !ok {
+			return errors.New("internal: an allowed decision without a grant")
+		}
+	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddVoter(applyCtx, grant)
+	failpoint.Inject("admit/after-add")
 	switch {
 	case err == nil:
 		return s.applied(d, index)
@@ -157,7 +186,11 @@ func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
 }
 
 func (s *Server) applied(d *admission.Decision, index uint64) error {
-	d.Applied = &admission.Applied{Suffrage: facts.Voter, Index: index}
+	return s.appliedAs(d, facts.Voter, index)
+}
+
+func (s *Server) appliedAs(d *admission.Decision, suffrage string, index uint64) error {
+	d.Applied = &admission.Applied{Suffrage: suffrage, Index: index}
 	s.metrics.configChange("applied")
 	s.record(d, "admission")
 	return nil
@@ -166,11 +199,16 @@ func (s *Server) applied(d *admission.Decision, index uint64) error {
 // settle finds out whether an add that lost its leader or its deadline
 // committed, so the caller never retries a change that already happened.
 func (s *Server) settle(ctx context.Context, d *admission.Decision, cause error) error {
+	return s.settleAs(ctx, d, cause, facts.Voter)
+}
+
+// settleAs is settle for an add as want (voter or nonvoter).
+func (s *Server) settleAs(ctx context.Context, d *admission.Decision, cause error, want string) error {
 	c := d.Candidate
 	suffrage, present, err := s.node.HasMember(ctx, c.ID, c.RaftAddr)
-	if err == nil && present && suffrage == facts.Voter {
+	if err == nil && present && suffrage == want {
 		s.log.Warn("add committed despite the error", "decision_id", d.DecisionID, "candidate", c.ID, "error", cause)
-		return s.applied(d, 0)
+		return s.appliedAs(d, want, 0)
 	}
 	s.metrics.configChange("leadership_lost")
 	d.Reason = fmt.Sprintf("allowed, but not applied: %v", cause)
@@ -185,4 +223,38 @@ func (s *Server) settle(ctx context.Context, d *admission.Decision, cause error)
 func mustJSON(v any) []byte {
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// candidateGone dials the candidate's raft address once more right before
+// the add: facts can be seconds old, and adding a voter that is already
+// dead costs the cluster a vote it cannot get back without an operator.
+func (s *Server) candidateGone(ctx context.Context, c facts.Candidate) error {
+	timeout := s.cfg.Collect.DialTimeout
+	if timeout <= 0 {
+		timeout = facts.DefaultDialTimeout
+	}
+	d := net.Dialer{Timeout: timeout}
+	conn, err := d.DialContext(ctx, "tcp", c.RaftAddr)
+	if err != nil {
+		return err
+	}
+	conn.Close()
+	return nil
+}
+
+// redecide replaces d, an allow whose candidate stopped answering before
+// the add, with a decision on fresh facts. Deciding again rather than
+// editing the allow fails closed the usual way: the reachability stage
+// denies with its own code and message, the facts show why, and the deny
+// is recorded. A candidate that answers again is allowed on fresh facts.
+func (s *Server) redecide(ctx context.Context, d *admission.Decision, gone error) error {
+	s.log.Warn("candidate stopped answering before the add; deciding again",
+		"decision_id", d.DecisionID, "candidate", d.Candidate.ID, "error", gone)
+	explain := slices.ContainsFunc(d.Stages, func(st admission.StageResult) bool { return len(st.Explain) > 0 })
+	fresh, err := s.decide(ctx, AdmissionRequest{Candidate: d.Candidate, Explain: explain})
+	if err != nil {
+		return err
+	}
+	*d = *fresh
+	return nil
 }

@@ -55,6 +55,8 @@ type Config struct {
 	Reload      ReloadFunc
 	// Staging: staged joins and their promotion (staged.go).
 	Staging StagingConfig
+	// DebugEndpoints serves POST /v1/debug/fill (debug.go).
+	DebugEndpoints bool
 }
 
 func (c Config) withDefaults() Config {
@@ -130,6 +132,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
 	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
 	mux.HandleFunc("GET /v1/admissions/{id}", s.guard(s.handleAdmissionStatus))
+	if s.cfg.DebugEndpoints {
+		mux.HandleFunc("POST /v1/debug/fill", s.guard(s.handleFill))
+	}
 	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
 	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)

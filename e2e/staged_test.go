@@ -1,0 +1,269 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// stagedPolicies copies the shipped policies (tests left out) with the
+// catch-up settings replaced, so promotions happen on a test's timescale.
+func stagedPolicies(t *testing.T, minHealthyMS int) string {
+	t.Helper()
+	dir := t.TempDir()
+	files, err := filepath.Glob("../policies/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if strings.HasSuffix(name, "_test.rego") || !(strings.HasSuffix(name, ".rego") || strings.HasSuffix(name, ".json")) {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "settings.rego" {
+			b = setSetting(t, b, "min_healthy_ms", minHealthyMS)
+			// Contact ages on two busy cores exceed autopilot's 200 ms.
+			b = setSetting(t, b, "max_last_contact_ms", 1000)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func setSetting(t *testing.T, src []byte, key string, v int) []byte {
+	t.Helper()
+	re := regexp.MustCompile(`"` + key + `":\s*\d+`)
+	if !re.Match(src) {
+		t.Fatalf("settings.rego has no %s", key)
+	}
+	return re.ReplaceAll(src, fmt.Appendf(nil, `"%s": %d`, key, v))
+}
+
+// stagedOpts are options for a node that stages candidates: the given
+// policies, fast promotion rounds, and a promotion deadline.
+func stagedOpts(id, policies string, deadline time.Duration, extra ...string) opts {
+	return opts{id: id, staged: true, extra: append([]string{"--policies", policies,
+		"--promote-interval", "250ms", "--promote-deadline", deadline.String(), "--debug-endpoints",
+		"--raft-trailing-logs", "200", "--raft-snapshot-threshold", "1000"}, extra...)}
+}
+
+// stagedCluster forms a 3-node cluster through staged joins: each node is
+// a non-voter first and is promoted by the leader.
+func stagedCluster(t *testing.T, policies string, deadline time.Duration) []*node {
+	t.Helper()
+	boot := bootstrapNode(t, stagedOpts("n1", policies, deadline))
+	nodes := []*node{boot}
+	for _, id := range []string{"n2", "n3"} {
+		o := stagedOpts(id, policies, deadline)
+		o.join = boot.url
+		nodes = append(nodes, startNode(t, o))
+		waitVoters(t, boot, len(nodes))
+	}
+	waitLeader(t, nodes...)
+	return nodes
+}
+
+// admissionStatus is GET /v1/admissions/{id}.
+type admissionStatus struct {
+	AdmissionID string     `json:"admission_id"`
+	State       string     `json:"state"`
+	Decisions   []decision `json:"decisions"`
+}
+
+func getAdmission(t *testing.T, n *node, id string) admissionStatus {
+	t.Helper()
+	var st admissionStatus
+	eventually(t, "admission "+id, func() (bool, string) {
+		err := getJSON(n.url+"/v1/admissions/"+id, &st)
+		return err == nil, fmt.Sprint(err)
+	})
+	return st
+}
+
+// fill replicates entries through the debug endpoint, then snapshots, so
+// a new member must install a snapshot and replay the log after it.
+func fill(t *testing.T, leader *node, entries int) uint64 {
+	t.Helper()
+	body := fmt.Sprintf(`{"entries": %d, "value_bytes": 128, "snapshot": true}`, entries)
+	resp, err := http.Post(leader.url+"/v1/debug/fill", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Entries   int    `json:"entries"`
+		LastIndex uint64 `json:"last_index"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Entries != entries {
+		t.Fatalf("fill: HTTP %d, %+v, %v", resp.StatusCode, out, err)
+	}
+	return out.LastIndex
+}
+
+// watchVoters polls the leader's configuration until stop is closed and
+// reports the most voters seen while id was not yet a voter.
+func watchVoters(t *testing.T, leader *node, id string, stop <-chan struct{}) func() (maxBefore int, sawNonvoter bool) {
+	var mu sync.Mutex
+	var maxBefore int
+	var sawNonvoter bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(pollInterval):
+			}
+			c, err := leader.cluster()
+			if err != nil {
+				continue
+			}
+			mu.Lock()
+			if s := c.suffrage(id); s != "voter" {
+				maxBefore = max(maxBefore, len(c.voters()))
+				sawNonvoter = sawNonvoter || s == "nonvoter"
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() (int, bool) {
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return maxBefore, sawNonvoter
+	}
+}
+
+// A fresh node joins a cluster holding thousands of entries (and a
+// snapshot): it is a non-voter while it catches up, the voter count only
+// changes at its promotion, and both decisions share one admission id.
+func TestStagedJoinCatchesUpAndIsPromoted(t *testing.T) {
+	policies := stagedPolicies(t, 2000)
+	nodes := stagedCluster(t, policies, time.Minute)
+	leader := waitLeader(t, nodes...)
+	filled := fill(t, leader, 3000)
+
+	n4 := startNode(t, stagedOpts("n4", policies, time.Minute))
+	waitUp(t, n4)
+	stop := make(chan struct{})
+	watched := watchVoters(t, leader, "n4", stop)
+	r, d := joinCLI(t, leader, n4.candidate())
+	close(stop)
+	maxBefore, sawNonvoter := watched()
+
+	if r.code != 0 || d.Phase != "promote" || !d.Allowed || d.Applied == nil || d.Applied.Suffrage != "voter" {
+		t.Fatalf("join: exit %d, decision %+v\nstderr: %s", r.code, d, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "is a non-voter") {
+		t.Errorf("join did not say it waited for the promotion: %s", r.stderr)
+	}
+	if !sawNonvoter || maxBefore != 3 {
+		t.Fatalf("before its promotion n4 was seen as a non-voter: %v; most voters seen then: %d, want 3", sawNonvoter, maxBefore)
+	}
+	c := waitVoters(t, leader, 4)
+	if len(c.Staged) != 0 {
+		t.Fatalf("staged after promotion: %v", c.Staged)
+	}
+	if st := mustState(t, n4); st.LastIndex < filled {
+		t.Fatalf("n4 last index %d, want at least %d (the filled log)", st.LastIndex, filled)
+	}
+	st := getAdmission(t, leader, d.AdmissionID)
+	phases := map[string]bool{}
+	for _, x := range st.Decisions {
+		if x.AdmissionID != d.AdmissionID {
+			t.Fatalf("decision %s has admission id %q, want %q", x.DecisionID, x.AdmissionID, d.AdmissionID)
+		}
+		phases[x.Phase] = true
+	}
+	if st.State != "promoted" || !phases["admit"] || !phases["promote"] {
+		t.Fatalf("admission status %s with phases %v; want promoted, with admit and promote decisions", st.State, phases)
+	}
+}
+
+// A non-voter stopped right after staging never catches up: it is never
+// promoted, the voter count never moves, and it is removed at its deadline.
+func TestStagedNonvoterStoppedIsRemoved(t *testing.T) {
+	policies := stagedPolicies(t, 2000)
+	nodes := stagedCluster(t, policies, 6*time.Second)
+	leader := waitLeader(t, nodes...)
+
+	n4 := startNode(t, stagedOpts("n4", policies, 6*time.Second))
+	waitUp(t, n4)
+	stop := make(chan struct{})
+	watched := watchVoters(t, leader, "n4", stop)
+	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
+	kill(t, n4)
+	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" || d.AdmissionID == "" {
+		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
+	}
+	var st admissionStatus
+	eventually(t, "n4 removed", func() (bool, string) {
+		st = getAdmission(t, leader, d.AdmissionID)
+		return st.State == "removed", st.State
+	})
+	close(stop)
+	maxBefore, _ := watched()
+	c := mustCluster(t, leader)
+	if c.suffrage("n4") != "" || len(c.Staged) != 0 || len(c.voters()) != 3 || maxBefore != 3 {
+		t.Fatalf("after removal: n4 %q, staged %v, voters %v, most voters seen %d", c.suffrage("n4"), c.Staged, c.voters(), maxBefore)
+	}
+	last := st.Decisions[0]
+	if last.Removed == nil || last.Allowed || !strings.Contains(last.Reason, "not promoted within") {
+		t.Fatalf("last decision %+v: want a removal that says why", last)
+	}
+	for _, x := range st.Decisions {
+		if x.Phase == "promote" && x.Allowed {
+			t.Fatalf("a promotion was allowed for a stopped node: %+v", x)
+		}
+	}
+}
+
+// A voter fails while a candidate is staged: the promotion is refused by
+// the quorum rule, and goes through once the voter is back.
+func TestPromotionWaitsForFailedVoter(t *testing.T) {
+	policies := stagedPolicies(t, 4000)
+	nodes := stagedCluster(t, policies, 2*time.Minute)
+	leader := waitLeader(t, nodes...)
+	victim := others(nodes, leader)[0]
+
+	n4 := startNode(t, stagedOpts("n4", policies, 2*time.Minute))
+	waitUp(t, n4)
+	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
+	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" {
+		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
+	}
+	victim.stop(t)
+	eventually(t, "a promotion refused for quorum", func() (bool, string) {
+		st := getAdmission(t, leader, d.AdmissionID)
+		for _, x := range st.Decisions {
+			if x.Phase == "promote" && slices.Contains(x.denyCodes("topology"), "QUORUM_UNSAFE") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("state %s, %d decisions", st.State, len(st.Decisions))
+	})
+	if c := mustCluster(t, leader); c.suffrage("n4") != "nonvoter" || len(c.voters()) != 3 {
+		t.Fatalf("with %s down: n4 %q, voters %v; want a non-voter and 3 voters", victim.id, c.suffrage("n4"), c.voters())
+	}
+	restart(t, victim, false, "")
+	eventually(t, "n4 promoted once the voter is back", func() (bool, string) {
+		st := getAdmission(t, leader, d.AdmissionID)
+		return st.State == "promoted", st.State
+	})
+	waitVoters(t, leader, 4)
+}
