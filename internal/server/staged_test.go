@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/server"
+)
+
+// stagingLeader is a bootstrapped node that stages candidates and runs its
+// promoter until the test ends.
+func stagingLeader(t *testing.T, st server.StagingConfig) *testNode {
+	t.Helper()
+	n := opsNode(t, "n1", true, func(c *server.Config) {
+		c.Staging = st
+		c.DecisionsKept = 64
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.srv.RunPromoter(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return n
+}
+
+func admitDecision(t *testing.T, leader, cand *testNode) admission.Decision {
+	t.Helper()
+	r := post(t, leader.http.URL+"/v1/admissions", admissionBody(cand.candidate(), false))
+	var d admission.Decision
+	if err := json.Unmarshal(r.body, &d); err != nil {
+		t.Fatalf("HTTP %d: %s", r.status, r.body)
+	}
+	return d
+}
+
+func admissionStatus(t *testing.T, leader *testNode, id string) admission.Status {
+	t.Helper()
+	r := do(t, http.MethodGet, leader.http.URL+"/v1/admissions/"+id, nil)
+	var st admission.Status
+	if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil {
+		t.Fatalf("GET admission %s: HTTP %d: %s", id, r.status, r.body)
+	}
+	return st
+}
+
+// Only one candidate may be in stage at a time: a second is refused with
+// STAGING_FULL, which is not permanent.
+func TestSecondCandidateWaitsForStaging(t *testing.T) {
+	leader := stagingLeader(t, server.StagingConfig{Enabled: true, Deadline: time.Minute, Interval: time.Hour})
+	n2, n3 := opsNode(t, "n2", false, nil), opsNode(t, "n3", false, nil)
+
+	d := admitDecision(t, leader, n2)
+	if !d.Allowed || d.Applied == nil || d.Applied.Suffrage != facts.Nonvoter || d.AdmissionID != d.DecisionID {
+		t.Fatalf("first candidate: %+v", d)
+	}
+	d3 := admitDecision(t, leader, n3)
+	if d3.Allowed || d3.Permanent || d3.StoppedAt != "topology" || !strings.Contains(d3.Reason, "STAGING_FULL") {
+		t.Fatalf("second candidate: allowed %v, permanent %v, %s", d3.Allowed, d3.Permanent, d3.Reason)
+	}
+	st := admissionStatus(t, leader, d.AdmissionID)
+	if st.State != admission.StateStaged || st.Candidate.ID != "n2" {
+		t.Fatalf("status %+v", st)
+	}
+}
+
+// With Keep, a non-voter that misses its deadline stays, and the decision
+// log says so once rather than every round.
+func TestKeepUnpromotedLeavesNonvoter(t *testing.T) {
+	leader := stagingLeader(t, server.StagingConfig{Enabled: true, Deadline: 500 * time.Millisecond, Keep: true, Interval: 100 * time.Millisecond})
+	n2 := opsNode(t, "n2", false, nil)
+	d := admitDecision(t, leader, n2)
+	if d.Applied == nil || d.Applied.Suffrage != facts.Nonvoter {
+		t.Fatalf("not staged: %+v", d)
+	}
+	n2.http.Close() // it stops answering: never healthy, never promoted
+	var kept []*admission.Decision
+	waitFor(t, "a decision saying it was left in place", func() bool {
+		kept = nil
+		for _, x := range admissionStatus(t, leader, d.AdmissionID).Decisions {
+			if strings.Contains(x.Reason, "left in place") {
+				kept = append(kept, x)
+			}
+		}
+		return len(kept) > 0
+	})
+	time.Sleep(500 * time.Millisecond) // several more rounds
+	st := admissionStatus(t, leader, d.AdmissionID)
+	suffrage, present, err := leader.node.HasMember(context.Background(), "n2", "")
+	if err != nil || !present || suffrage != facts.Nonvoter || st.State != admission.StateStaged {
+		t.Fatalf("n2: %q present %v (%v), state %s; want a staged non-voter", suffrage, present, err, st.State)
+	}
+	n := 0
+	for _, x := range st.Decisions {
+		if strings.Contains(x.Reason, "left in place") {
+			n++
+		}
+		if x.Removed != nil || (x.Phase == facts.PhasePromote && x.Allowed) {
+			t.Fatalf("unexpected decision %+v", x)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d 'left in place' decisions, want exactly 1", n)
+	}
+}
+
+// /v1/cluster shows the staged ids and each one's progress.
+func TestClusterShowsStagingProgress(t *testing.T) {
+	leader := stagingLeader(t, server.StagingConfig{Enabled: true, Deadline: time.Minute, Interval: 100 * time.Millisecond})
+	n2 := opsNode(t, "n2", false, nil)
+	d := admitDecision(t, leader, n2)
+	var view struct {
+		Staged  []string                  `json:"staged"`
+		Staging []admission.StageProgress `json:"staging"`
+	}
+	waitFor(t, "progress with catch-up facts", func() bool {
+		r := do(t, http.MethodGet, leader.http.URL+"/v1/cluster", nil)
+		return json.Unmarshal(r.body, &view) == nil && len(view.Staging) == 1 && view.Staging[0].CatchUp != nil && view.Staging[0].CatchUp.Collected
+	})
+	p := view.Staging[0]
+	if !slices.Equal(view.Staged, []string{"n2"}) || p.AdmissionID != d.AdmissionID || p.Deadline.Sub(p.StagedAt) != time.Minute || p.CatchUp.LeaderLastIndex == 0 {
+		t.Fatalf("staged %v, progress %+v", view.Staged, p)
+	}
+}
