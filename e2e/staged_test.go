@@ -58,7 +58,7 @@ func setSetting(t *testing.T, src []byte, key string, v int) []byte {
 func stagedOpts(id, policies string, deadline time.Duration, extra ...string) opts {
 	return opts{id: id, staged: true, extra: append([]string{"--policies", policies,
 		"--promote-interval", "250ms", "--promote-deadline", deadline.String(), "--debug-endpoints",
-		"--raft-trailing-logs", "200", "--raft-snapshot-threshold", "1000"}, extra...)}
+		"--raft-trailing-logs", "200", "--raft-snapshot-threshold", "1000", "--raft-wal-segment-bytes", "65536"}, extra...)}
 }
 
 // stagedCluster forms a 3-node cluster through staged joins: each node is
@@ -182,6 +182,8 @@ func TestStagedJoinCatchesUpAndIsPromoted(t *testing.T) {
 	if st := mustState(t, n4); st.LastIndex < filled {
 		t.Fatalf("n4 last index %d, want at least %d (the filled log)", st.LastIndex, filled)
 	}
+	// The leader compacted its log, so n4 caught up from a snapshot.
+	logContains(t, n4, "Installed remote snapshot")
 	st := getAdmission(t, leader, d.AdmissionID)
 	phases := map[string]bool{}
 	for _, x := range st.Decisions {
@@ -266,4 +268,43 @@ func TestPromotionWaitsForFailedVoter(t *testing.T) {
 		return st.State == "promoted", st.State
 	})
 	waitVoters(t, leader, 4)
+}
+
+// The stage is replicated state: when the leader dies, the new leader
+// carries on watching the non-voter and promotes it, under the same
+// admission id, once its quorum rule allows (the old leader is back).
+func TestStagedSurvivesLeaderFailover(t *testing.T) {
+	policies := stagedPolicies(t, 3000)
+	nodes := stagedCluster(t, policies, 2*time.Minute)
+	leader := waitLeader(t, nodes...)
+
+	n4 := startNode(t, stagedOpts("n4", policies, 2*time.Minute))
+	waitUp(t, n4)
+	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
+	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" {
+		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
+	}
+	kill(t, leader)
+	rest := others(nodes, leader)
+	next := waitLeader(t, rest...)
+	eventually(t, "the new leader refusing the promotion while a voter is down", func() (bool, string) {
+		st := getAdmission(t, next, d.AdmissionID)
+		for _, x := range st.Decisions {
+			if x.Phase == "promote" && x.DecidedBy == next.id && slices.Contains(x.denyCodes("topology"), "QUORUM_UNSAFE") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("state %s, %d decisions", st.State, len(st.Decisions))
+	})
+	restart(t, leader, false, "")
+	var st admissionStatus
+	eventually(t, "n4 promoted by the new leader", func() (bool, string) {
+		l := waitLeader(t, append(rest, n4)...)
+		st = getAdmission(t, l, d.AdmissionID)
+		return st.State == "promoted", st.State
+	})
+	if p := st.Decisions[0]; p.Phase != "promote" || p.AdmissionID != d.AdmissionID || p.Applied == nil {
+		t.Fatalf("newest decision %+v: want the promotion under admission %s", p, d.AdmissionID)
+	}
+	waitVoters(t, waitLeader(t, rest...), 4)
 }

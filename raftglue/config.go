@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	raftwal "github.com/hashicorp/raft-wal"
 )
 
 // Config describes one raft node. Zero durations and counts take LAN
@@ -26,6 +27,9 @@ type Config struct {
 	SnapshotThreshold uint64        // entries between automatic snapshots
 	SnapshotInterval  time.Duration // how often to check SnapshotThreshold
 	TrailingLogs      uint64        // entries kept after a snapshot
+	// WALSegmentBytes sizes the log's segments (default 64 MiB). The log
+	// is only compacted a whole segment at a time.
+	WALSegmentBytes int
 
 	// ApplyTimeout bounds raft enqueueing when the caller's context has no
 	// deadline. Default 10s.
@@ -60,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = defaultApplyTimeout
+	}
+	if c.WALSegmentBytes <= 0 {
+		c.WALSegmentBytes = raftwal.DefaultSegmentSize
 	}
 	return c
 }

@@ -66,7 +66,8 @@ func (n *Node) open() error {
 	// raft-wal v0.4.0's Close does not close its bolt meta store, whose file
 	// lock would then block the next Open forever; own it and close it.
 	n.meta = &metadb.BoltMetaDB{}
-	wal, err := raftwal.Open(walDir, raftwal.WithLogger(log.Named("wal")), raftwal.WithMetaStore(n.meta))
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(log.Named("wal")), raftwal.WithMetaStore(n.meta),
+		raftwal.WithSegmentSize(n.cfg.WALSegmentBytes))
 	if err != nil {
 		return fmt.Errorf("raftglue: open wal: %w", err)
 	}

@@ -59,6 +59,7 @@ func newServeCmd() *cobra.Command {
 	fl.DurationVar(&c.Staging.Interval, "promote-interval", time.Second, "time between promotion checks on the leader")
 	fl.Uint64Var(&c.Raft.TrailingLogs, "raft-trailing-logs", 0, "log entries kept after a snapshot (0: raft default)")
 	fl.Uint64Var(&c.Raft.SnapshotThreshold, "raft-snapshot-threshold", 0, "log entries between automatic snapshots (0: raft default)")
+	fl.IntVar(&c.Raft.WALSegmentBytes, "raft-wal-segment-bytes", 0, "size of a raft log segment; compaction drops whole segments (0: 64 MiB)")
 	fl.BoolVar(&c.DebugEndpoints, "debug-endpoints", false, "serve POST /v1/debug/fill (replicated test entries); never in production")
 	fl.StringVar(&f.logLevel, "log-level", "info", "trace, debug, info, warn or error")
 	fl.BoolVar(&f.logJSON, "log-json", false, "log as JSON lines")

@@ -57,8 +57,10 @@ type Config struct {
 // RaftTimeouts tune raft; zero keeps raft's LAN defaults.
 type RaftTimeouts struct {
 	Heartbeat, Election, LeaderLease, Commit time.Duration
-	// TrailingLogs and SnapshotThreshold tune log compaction.
+	// TrailingLogs, SnapshotThreshold and WALSegmentBytes tune log
+	// compaction (which drops whole segments only).
 	TrailingLogs, SnapshotThreshold uint64
+	WALSegmentBytes                 int
 }
 
 // ErrJoinRefused is a deny that waiting cannot change.
@@ -141,6 +143,7 @@ func openNode(cfg Config) (*raftglue.Node, error) {
 		HeartbeatTimeout: cfg.Raft.Heartbeat, ElectionTimeout: cfg.Raft.Election,
 		LeaderLeaseTimeout: cfg.Raft.LeaderLease, CommitTimeout: cfg.Raft.Commit,
 		TrailingLogs: cfg.Raft.TrailingLogs, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
+		WALSegmentBytes: cfg.Raft.WALSegmentBytes,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -211,7 +212,7 @@ func (s *Server) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
 		if time.Now().After(deadline) {
 			d.Reason = fmt.Sprintf("not promoted within %s, left in place: %s", s.cfg.Staging.Deadline, d.Reason)
 		}
-		if s.prom.changed(id, d.Reason) {
+		if s.prom.changed(id, denySignature(d)) {
 			s.record(d, "promotion")
 		}
 	}
@@ -257,4 +258,21 @@ func (s *Server) expire(ctx context.Context, d *admission.Decision) {
 	s.metrics.configChange("removed")
 	s.log.Warn("staged non-voter removed", "candidate", d.Candidate.ID, "admission_id", d.AdmissionID, "reason", d.Reason)
 	s.record(d, "promotion")
+}
+
+// denySignature is what a repeated deny is compared on: the stage and its
+// codes, not the message, whose figures change every round.
+func denySignature(d *admission.Decision) string {
+	sig := d.StoppedAt
+	for _, st := range d.Stages {
+		if st.Name == d.StoppedAt {
+			for _, v := range st.Deny {
+				sig += " " + v.Code
+			}
+		}
+	}
+	if strings.HasPrefix(d.Reason, "not promoted within") {
+		sig += " past-deadline"
+	}
+	return sig
 }
