@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 
 	"github.com/admitd/admitd/facts"
@@ -38,7 +39,11 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tHEALTHY\tPOLICY")
 	for _, s := range topo.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", s.ID, s.Address, s.Suffrage, s.Healthy, orDash(shortRev(s.PolicyRevision)))
+		suffrage := s.Suffrage
+		if slices.Contains(topo.Staged, s.ID) {
+			suffrage += " (staged)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", s.ID, s.Address, suffrage, s.Healthy, orDash(shortRev(s.PolicyRevision)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
