@@ -4,7 +4,7 @@ OPA     := $(GO) tool opa
 BIN     := bin/admitd
 POLICY_FLAGS := --capabilities policies/capabilities.json --ignore capabilities.json
 
-.PHONY: build run test test-go test-policies lint bench demo fuzz fmt clean
+.PHONY: build run test test-go test-policies lint faults bench demo fuzz fmt clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/admitd
@@ -16,6 +16,12 @@ test: lint test-policies test-go
 
 test-go:
 	$(GO) test -race -count=1 ./...
+
+# The fault suite alone: crashes at failpoints (ADMITD_FAILPOINTS, see
+# internal/failpoint), dying candidates, silent voters, concurrent bursts,
+# wiped data dirs. test-go runs it too.
+faults:
+	$(GO) test -race -count=1 -timeout 10m -run 'TestFault|TestFailpoint' ./e2e/ ./internal/failpoint/
 
 test-policies:
 	$(OPA) check --strict $(POLICY_FLAGS) policies/

@@ -9,6 +9,7 @@ package admitd.fixtures
 # A fresh candidate n4, reachable, joining a healthy two-voter cluster led by n1.
 good := {
 	"schema": "admitd.facts/v1",
+	"phase": "admit",
 	"collected_at": "2026-11-25T19:00:00.123456789Z",
 	"candidate": {"id": "n4", "raft_addr": "127.0.0.1:7431", "api_url": "http://127.0.0.1:7430"},
 	"reachability": {
@@ -33,14 +34,43 @@ good := {
 			{"id": "n2", "address": "127.0.0.1:7411", "suffrage": "voter", "healthy": true},
 		],
 		"tombstones": ["n0"],
+		"staged": [],
+		"max_staged": 1,
 	},
 }
+
+# The same n4, admitted in stage as a non-voter and caught up: it passes
+# every stage of the promote pipeline. Promote facts have no init_state.
+promote := json.patch(good, [
+	{"op": "replace", "path": "/phase", "value": "promote"},
+	{"op": "remove", "path": "/init_state"},
+	{"op": "add", "path": "/catch_up", "value": {
+		"collected": true, "error": "", "duration_ms": 0.3,
+		"leader_last_index": 5012, "leader_term": 3,
+		"last_index": 5010, "last_term": 3, "lag": 2,
+		"last_contact_ms": 35.2, "healthy_for_ms": 12000.5, "staged_for_ms": 15000.1,
+	}},
+	{"op": "add", "path": "/topology/servers/-", "value": {
+		"id": "n4", "address": "127.0.0.1:7431", "suffrage": "nonvoter", "healthy": true,
+	}},
+	{"op": "replace", "path": "/topology/staged", "value": ["n4"]},
+])
+
+# Catch-up thresholds for tests, Consul autopilot's defaults. Tests pass
+# them with `with data.admitd.settings.catch_up as fixtures.catch_up_settings`,
+# so a site that tunes its settings keeps passing them.
+catch_up_settings := {"max_lag_entries": 250, "max_last_contact_ms": 200, "min_healthy_ms": 10000}
 
 # patched is good with one field replaced or added; path is a JSON pointer.
 patched(path, value) := json.patch(good, [{"op": "add", "path": path, "value": value}])
 
 # without is good with one field removed; path is a JSON pointer.
 without(path) := json.patch(good, [{"op": "remove", "path": path}])
+
+# promote_patched and promote_without are patched and without for promote.
+promote_patched(path, value) := json.patch(promote, [{"op": "add", "path": path, "value": value}])
+
+promote_without(path) := json.patch(promote, [{"op": "remove", "path": path}])
 
 # A server entry; the address is derived from the id so it never collides with the candidate's.
 voter(id, healthy) := {"id": id, "address": sprintf("%s.cluster.test:7401", [id]), "suffrage": "voter", "healthy": healthy}

@@ -23,12 +23,18 @@ topology(facts) := pkg if {
 # A value of a type no schema field has.
 wrong := {"wrong": "type"}
 
+catch_up(facts) := pkg if {
+	pkg := data.admitd.stages.catch_up with input as facts
+}
+
 test_good_facts_pass_every_guard if {
 	reachability(fixtures.good).well_typed
 	init_state(fixtures.good).well_typed
 	init_state(fixtures.good).tls_well_typed
 	topology(fixtures.good).well_typed
 	topology(fixtures.good).servers_well_formed
+	catch_up(fixtures.promote).well_typed
+	topology(fixtures.promote).well_typed
 }
 
 test_reachability_guard_covers_schema if {
@@ -71,9 +77,20 @@ test_topology_guard_covers_server_schema if {
 }
 
 test_topology_guard_covers_other_fields if {
-	every path in ["/topology/config_index", "/topology/leader/id", "/topology/leader/address", "/topology/servers", "/topology/tombstones"] {
+	every path in [
+		"/topology/config_index", "/topology/leader/id", "/topology/leader/address",
+		"/topology/servers", "/topology/tombstones", "/topology/staged", "/topology/max_staged",
+	] {
 		pkg := topology(fixtures.patched(path, wrong))
 		not pkg.well_typed
 		count(pkg.malformed) >= 1
+	}
+}
+
+test_catch_up_guard_covers_schema if {
+	every field, _ in catch_up(fixtures.promote).schema {
+		pkg := catch_up(fixtures.promote_patched(sprintf("/catch_up/%s", [field]), wrong))
+		not pkg.well_typed
+		count(pkg.malformed) == 1
 	}
 }

@@ -1,10 +1,11 @@
 # METADATA
 # title: Admission pipeline
 # description: |
-#   The order in which admitd evaluates the stages. Each name is a package
-#   admitd.stages.<name>; the first stage that does not pass ends the
-#   evaluation, and a name with no package is a deny (STAGE_ERROR).
-#   Append site stages after the shipped ones.
+#   The order in which admitd evaluates the stages: stages for an
+#   admission, promote_stages for the promotion of a staged non-voter. Each
+#   name is a package admitd.stages.<name>; the first stage that does not
+#   pass ends the evaluation, and a name with no package is a deny
+#   (STAGE_ERROR). Append site stages after the shipped ones.
 package admitd.pipeline
 
 # METADATA
@@ -15,10 +16,21 @@ package admitd.pipeline
 stages := ["reachability", "init_state", "topology"]
 
 # METADATA
+# title: Promote stages
+# description: Evaluation order for the promotion of a staged non-voter
+#   (facts of phase "promote"). Reachability first, then its catch-up (has
+#   it caught up with the leader and stayed healthy?), then the topology
+#   (is it still the staged non-voter, and is one more voter still safe?).
+promote_stages := ["reachability", "catch_up", "topology"]
+
+# METADATA
 # title: Permanent codes
 # description: Denies that waiting cannot change. A joining node gives up at
 #   once on these instead of retrying; every other deny (an unreachable or
-#   unhealthy peer during cluster formation) may pass later.
+#   unhealthy peer during cluster formation) may pass later. None of the
+#   codes the staged join adds is permanent (a candidate catches up, a
+#   staging slot frees, and CANDIDATE_NOT_STAGED can be a stage record not
+#   yet committed), so the caller's own deadline ends those retries.
 permanent_codes := {
 	"ALREADY_INITIALIZED",
 	"CANDIDATE_MALFORMED",

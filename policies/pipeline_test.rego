@@ -24,6 +24,33 @@ test_every_stage_fails_closed_on_empty_facts if {
 	}
 }
 
+test_shipped_promote_order if {
+	pipeline.promote_stages == ["reachability", "catch_up", "topology"]
+}
+
+test_promote_facts_pass_every_promote_stage if {
+	every name in pipeline.promote_stages {
+		data.admitd.stages[name].allow with input as fixtures.promote
+			with data.admitd.settings.catch_up as fixtures.catch_up_settings
+		count(data.admitd.stages[name].deny) == 0 with input as fixtures.promote
+			with data.admitd.settings.catch_up as fixtures.catch_up_settings
+	}
+}
+
+test_every_promote_stage_fails_closed_on_empty_facts if {
+	every name in pipeline.promote_stages {
+		data.admitd.stages[name].allow == false with input as {"phase": "promote"}
+		count(data.admitd.stages[name].deny) > 0 with input as {"phase": "promote"}
+	}
+}
+
+# Each phase's facts fail the other phase's pipeline: admission facts have
+# no catch_up, and a staged candidate is a duplicate of itself if admitted.
+test_phases_do_not_mix if {
+	not data.admitd.stages.catch_up.allow with input as fixtures.good
+	not data.admitd.stages.topology.allow with input as fixtures.patched("/topology", fixtures.promote.topology)
+}
+
 # Permanent codes are the identity and init-state denies only: an
 # unreachable or unhealthy peer must stay retryable.
 test_permanent_codes if {
@@ -33,4 +60,14 @@ test_permanent_codes if {
 	not "IDENTITY_UNPROVEN" in pipeline.permanent_codes
 	not "RAFT_UNREACHABLE" in pipeline.permanent_codes
 	not "QUORUM_UNSAFE" in pipeline.permanent_codes
+}
+
+# A staged join's denies can all pass later.
+test_staged_join_codes_not_permanent if {
+	every code in [
+		"CANDIDATE_NOT_STAGED", "CATCH_UP_MALFORMED", "CATCH_UP_MISSING", "CATCH_UP_NOT_COLLECTED",
+		"LAGGING", "NO_RECENT_CONTACT", "NOT_STABLE", "PHASE_MISMATCH", "STAGING_FULL", "STALE_TERM",
+	] {
+		not code in pipeline.permanent_codes
+	}
 }

@@ -13,9 +13,19 @@
 #   commit anything. The one exception, as in etcd, is a single healthy voter
 #   growing to two.
 #
-#   Facts: input.topology ({collected, error, config_index, leader: {id,
-#   address}, servers: [{id, address, suffrage, healthy}]}) and
-#   input.candidate ({id, raft_addr}). "healthy" is the leader's view.
+#   In a staged join the stage runs twice. Admitting the candidate as a
+#   non-voter (phase "admit", or no phase: the stricter path) is decided
+#   as above, and refused while max_staged non-voters are already in stage
+#   (STAGING_FULL). Promoting it (phase "promote") requires instead that
+#   it is in the configuration once, as a non-voter at its raft address,
+#   and listed in staged; no other member may use its id or address, and
+#   the quorum rule is the same: its vote is not counted on before it has
+#   one, so a promotion that became unsafe since the admission is refused.
+#
+#   Facts: input.phase, input.topology ({collected, error, config_index,
+#   leader: {id, address}, servers: [{id, address, suffrage, healthy}],
+#   tombstones, staged, max_staged}) and input.candidate ({id,
+#   raft_addr}). "healthy" is the leader's view.
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
 #   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
@@ -25,7 +35,7 @@ package admitd.stages.topology
 # METADATA
 # title: Allow
 # description: Passes only on positive proof of a well-formed topology with a
-#   leader, a candidate distinct from every member, and a safe quorum.
+#   leader, a candidate placed as its phase requires, and a safe quorum.
 default allow := false
 
 allow if {
@@ -35,9 +45,64 @@ allow if {
 	is_number(input.topology.config_index)
 	has_leader
 	servers_well_formed
-	candidate_is_new
+	placement_ok
 	not_tombstoned
 	quorum_safe
+}
+
+# METADATA
+# title: Placement ok
+# description: Admitting, the candidate is new and a staging slot is free;
+#   promoting, it is the staged non-voter and alone at its address.
+placement_ok if {
+	admit_phase
+	candidate_is_new
+	staging_open
+}
+
+placement_ok if {
+	promote_phase
+	candidate_staged
+	address_unique
+}
+
+# --- Phase -------------------------------------------------------------------
+
+# The phase the facts are for. None stated is an admission, the stricter
+# path: a staged non-voter is then a duplicate of itself and is refused.
+phase := p if {
+	p := input.phase
+	p in {"admit", "promote"}
+} else := "admit" if {
+	not phase_stated
+}
+
+# As the engine reads it: a phase of null or "" is none.
+phase_stated if {
+	input.phase != null
+	input.phase != ""
+}
+
+# METADATA
+# title: Admit phase
+# description: The facts are for an admission (phase "admit", or none).
+admit_phase if phase == "admit"
+
+# METADATA
+# title: Promote phase
+# description: The facts are for the promotion of a staged non-voter.
+promote_phase if phase == "promote"
+
+# METADATA
+# title: Phase mismatch
+# description: The facts state a phase the stage does not know.
+deny contains {"code": "PHASE_MISMATCH", "message": msg} if {
+	not admit_phase
+	not promote_phase
+	msg := sprintf(
+		"candidate %v: the facts' phase is %s, want \"admit\" or \"promote\"; fix the collector",
+		[candidate_id, json.marshal(input.phase)],
+	)
 }
 
 # --- Candidate ---------------------------------------------------------------
@@ -101,7 +166,8 @@ deny contains {"code": "TOPOLOGY_NOT_COLLECTED", "message": msg} if {
 
 # METADATA
 # title: Topology malformed
-# description: config_index, leader and every server must have fields of the right types.
+# description: config_index, leader, tombstones, staged, max_staged and
+#   every server must have fields of the right types.
 deny contains {"code": "TOPOLOGY_MALFORMED", "message": msg} if {
 	collected
 	count(malformed) > 0
@@ -121,6 +187,8 @@ well_typed if {
 	is_string(input.topology.leader.id)
 	is_string(input.topology.leader.address)
 	tombstones_well_formed
+	staged_well_formed
+	max_staged_well_formed
 	servers_well_formed
 }
 
@@ -179,6 +247,31 @@ tombstones_well_formed if {
 	every id in input.topology.tombstones {
 		is_string(id)
 	}
+}
+
+malformed contains sprintf("staged must be an array of strings, got %s", [kind(input.topology, "staged")]) if {
+	not well_typed
+	section_present
+	not staged_well_formed
+}
+
+staged_well_formed if {
+	is_array(input.topology.staged)
+	every id in input.topology.staged {
+		is_string(id)
+	}
+}
+
+# Fewer than one slot would refuse every staged join for good.
+malformed contains sprintf("max_staged must be a number of at least 1, got %s", [max_staged_json]) if {
+	not well_typed
+	section_present
+	not max_staged_well_formed
+}
+
+max_staged_well_formed if {
+	is_number(input.topology.max_staged)
+	input.topology.max_staged >= 1
 }
 
 malformed contains sprintf("servers[%d] %s", [i, problem]) if {
@@ -261,9 +354,10 @@ members contains {"id": input.topology.leader.id, "address": input.topology.lead
 
 # METADATA
 # title: Duplicate id
-# description: A member already uses the candidate's id.
+# description: Admitting, a member already uses the candidate's id.
 deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 	collected
+	admit_phase
 	not candidate_is_new
 	some member in members
 	member.id == input.candidate.id
@@ -275,15 +369,164 @@ deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 
 # METADATA
 # title: Duplicate address
-# description: A member already uses the candidate's raft address.
+# description: A member other than the candidate already uses its raft address.
 deny contains {"code": "DUPLICATE_ADDRESS", "message": msg} if {
 	collected
-	not candidate_is_new
-	some member in members
-	member.address == input.candidate.raft_addr
+	some member in address_holders
 	msg := sprintf(
 		"candidate %v: raft address %q is already used by member %v; give the candidate its own address, or remove the old member first",
 		[candidate_id, input.candidate.raft_addr, member.id],
+	)
+}
+
+# Members at the candidate's raft address: admitting, any member;
+# promoting, any but the candidate's own entry.
+address_holders contains member if {
+	admit_phase
+	not candidate_is_new
+	some member in members
+	member.address == input.candidate.raft_addr
+}
+
+address_holders contains member if {
+	promote_phase
+	some member in others_at_address
+}
+
+others_at_address contains member if {
+	some member in members
+	member.id != input.candidate.id
+	member.address == input.candidate.raft_addr
+}
+
+# --- Staging -----------------------------------------------------------------
+
+# METADATA
+# title: Staging open
+# description: Fewer non-voters than max_staged are in stage.
+staging_open if {
+	staged_well_formed
+	max_staged_well_formed
+	count(input.topology.staged) < input.topology.max_staged
+}
+
+# METADATA
+# title: Staging full
+# description: Admitting, as many non-voters as max_staged allows are
+#   already in stage. Each promotion or removal frees a slot.
+deny contains {"code": "STAGING_FULL", "message": msg} if {
+	collected
+	admit_phase
+	staged_well_formed
+	max_staged_well_formed
+	not staging_open
+	msg := sprintf(
+		"cannot admit candidate %v: %d non-voters are in stage (%s), as many as max_staged %v allows; retry once one is promoted or removed",
+		[candidate_id, count(input.topology.staged), concat(", ", sort(input.topology.staged)), input.topology.max_staged],
+	)
+}
+
+# The configuration's entries with the candidate's id: raft keys servers
+# by id, so promoting, this is the staged non-voter, once.
+candidate_entries := [server |
+	some server in input.topology.servers
+	server.id == input.candidate.id
+]
+
+listed_as_staged if {
+	staged_well_formed
+	input.candidate.id in input.topology.staged
+}
+
+# METADATA
+# title: Candidate staged
+# description: Promoting, the candidate is in the configuration once, as a
+#   non-voter at its raft address, is not the leader, and is listed in staged.
+candidate_staged if {
+	candidate_valid
+	servers_well_formed
+	count(candidate_entries) == 1
+	some entry in candidate_entries
+	entry.suffrage == "nonvoter"
+	entry.address == input.candidate.raft_addr
+	input.topology.leader.id != input.candidate.id
+	listed_as_staged
+}
+
+# METADATA
+# title: Address unique
+# description: Promoting, no member but the candidate uses its raft address.
+address_unique if {
+	candidate_valid
+	servers_well_formed
+	is_string(input.topology.leader.id)
+	is_string(input.topology.leader.address)
+	count(others_at_address) == 0
+}
+
+not_staged contains "it is not in the configuration: it was removed, or never admitted; admit it again in stage" if {
+	count(candidate_entries) == 0
+}
+
+not_staged contains "it is already a voter: there is nothing to promote" if {
+	some entry in candidate_entries
+	entry.suffrage == "voter"
+}
+
+not_staged contains "it is the leader, so already a voter: there is nothing to promote" if {
+	input.topology.leader.id == input.candidate.id
+}
+
+not_staged contains msg if {
+	some entry in candidate_entries
+	entry.address != input.candidate.raft_addr
+	msg := sprintf(
+		"its id is in the configuration at %v, not at its raft_addr %v: promote the node that was staged, at the address it was admitted with",
+		[entry.address, input.candidate.raft_addr],
+	)
+}
+
+# The stage record is committed after the non-voter is added, so a
+# promotion right after the admission can see it missing for a moment.
+not_staged contains msg if {
+	count(candidate_entries) == 1
+	some entry in candidate_entries
+	entry.suffrage == "nonvoter"
+	entry.address == input.candidate.raft_addr
+	staged_well_formed
+	not listed_as_staged
+	msg := sprintf(
+		"it is a non-voter but not in topology.staged %v: it was not admitted in stage, or its stage is not recorded yet; retry shortly, or remove it and admit it in stage",
+		[input.topology.staged],
+	)
+}
+
+# METADATA
+# title: Candidate not staged
+# description: Promoting, the candidate is not the staged non-voter it
+#   must be. Not permanent, as a just-admitted candidate's stage record
+#   can trail its configuration entry; the caller's own deadline bounds
+#   the retries.
+deny contains {"code": "CANDIDATE_NOT_STAGED", "message": msg} if {
+	collected
+	promote_phase
+	candidate_valid
+	is_array(input.topology.servers)
+	count(not_staged) > 0
+	msg := sprintf("cannot promote candidate %v: %s", [candidate_id, concat("; ", sort(not_staged))])
+}
+
+# METADATA
+# title: Duplicate id when promoting
+# description: Promoting, more than one member of the configuration has the
+#   candidate's id; only the staged non-voter may.
+deny contains {"code": "DUPLICATE_ID", "message": msg} if {
+	collected
+	promote_phase
+	count(candidate_entries) > 1
+	msg := sprintf(
+		"candidate id %q is used by %d members of the configuration (at %v); remove all but the staged non-voter",
+		[input.candidate.id, count(candidate_entries), [entry.address | some entry in candidate_entries]],
 	)
 }
 
@@ -331,7 +574,8 @@ unhealthy_voters := [sprintf("%v", [object.get(voter, "id", "<no id>")]) |
 	not healthy(voter)
 ]
 
-# Voters once the candidate is added, and the quorum they need.
+# Voters once the candidate is added or promoted (as a non-voter it is not
+# counted yet), and the quorum they need.
 enlarged := count(voters) + 1
 
 quorum := floor(enlarged / 2) + 1
@@ -359,8 +603,8 @@ deny contains {"code": "QUORUM_UNSAFE", "message": msg} if {
 	is_array(input.topology.servers)
 	not quorum_safe
 	msg := sprintf(
-		"adding %v makes %d voters needing quorum %d, but only %d voters are healthy (%s); bring the unhealthy voters back or remove them before adding a voter",
-		[candidate_id, enlarged, quorum, count(healthy_voters), unhealthy_summary],
+		"%s %v makes %d voters needing quorum %d, but only %d voters are healthy (%s); bring the unhealthy voters back or remove them before %s",
+		[change.verb, candidate_id, enlarged, quorum, count(healthy_voters), unhealthy_summary, change.then],
 	)
 }
 
@@ -377,12 +621,21 @@ warn contains {"code": "EVEN_VOTERS", "message": msg} if {
 	is_array(input.topology.servers)
 	enlarged % 2 == 0
 	msg := sprintf(
-		"adding %v makes %d voters, an even count: they survive the loss of %d, no more than %d voters would; plan to add one more voter",
-		[candidate_id, enlarged, enlarged - quorum, enlarged - 1],
+		"%s %v makes %d voters, an even count: they survive the loss of %d, no more than %d voters would; plan to add one more voter",
+		[change.verb, candidate_id, enlarged, enlarged - quorum, enlarged - 1],
 	)
 }
 
 # --- Helpers: values for messages, never undefined ---------------------------
+
+# The change the stage decides, in words.
+change := {"verb": "promoting", "then": "promoting it"} if {
+	promote_phase
+} else := {"verb": "adding", "then": "adding a voter"}
+
+max_staged_json := v if {
+	v := json.marshal(input.topology.max_staged)
+} else := "missing"
 
 candidate_id := v if {
 	v := input.candidate.id

@@ -21,6 +21,12 @@ nonvoter(id, healthy) := fixtures.nonvoter(id, healthy)
 
 even := {"EVEN_VOTERS"}
 
+# promote_with_servers is fixtures.promote with the configuration replaced.
+promote_with_servers(servers) := fixtures.promote_patched("/topology/servers", servers)
+
+# The staged candidate's own entry.
+staged_n4 := {"id": "n4", "address": "127.0.0.1:7431", "suffrage": "nonvoter", "healthy": true}
+
 # --- allow -------------------------------------------------------------------
 
 test_healthy_two_voter_cluster_allowed if {
@@ -308,6 +314,197 @@ test_quorum_unproven_health_counts_as_unhealthy if {
 	contains(msg, "(n2 unhealthy)")
 }
 
+# --- phase -------------------------------------------------------------------
+
+# Collectors always set the phase; without one the facts are an admission,
+# the stricter path, as the engine reads them.
+test_no_phase_is_an_admission if {
+	outcome(fixtures.without("/phase")) == fixtures.allowed
+	outcome(fixtures.patched("/phase", null)) == fixtures.allowed
+	outcome(fixtures.patched("/phase", "")) == fixtures.allowed
+	data.admitd.stages.topology.admit_phase with input as fixtures.without("/phase")
+}
+
+# A staged non-voter's facts without a phase are refused: it is a member already.
+test_staged_candidate_without_phase_denied if {
+	outcome(fixtures.promote_without("/phase")) == fixtures.denied({"DUPLICATE_ID", "DUPLICATE_ADDRESS", "STAGING_FULL"})
+}
+
+test_unknown_phase_denied if {
+	facts := fixtures.patched("/phase", "demote")
+	outcome(facts) == fixtures.denied({"PHASE_MISMATCH"})
+	some msg in messages(facts, "deny", "PHASE_MISMATCH")
+	contains(msg, `candidate n4: the facts' phase is "demote", want "admit" or "promote"`)
+	outcome(fixtures.patched("/phase", 5)) == fixtures.denied({"PHASE_MISMATCH"})
+}
+
+# --- staging (admit) ---------------------------------------------------------
+
+# n5 is in stage; with one slot, n4 cannot be admitted until n5 is done.
+staging_n5 := json.patch(fixtures.good, [
+	{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", true)},
+	{"op": "replace", "path": "/topology/staged", "value": ["n5"]},
+])
+
+test_staging_full_denied if {
+	outcome(staging_n5) == fixtures.denied({"STAGING_FULL"})
+	some msg in messages(staging_n5, "deny", "STAGING_FULL")
+	contains(msg, "cannot admit candidate n4: 1 non-voters are in stage (n5), as many as max_staged 1 allows; retry once one is promoted or removed")
+}
+
+test_staging_slot_free_allowed if {
+	outcome(json.patch(staging_n5, [{"op": "replace", "path": "/topology/max_staged", "value": 2}])) == fixtures.allowed
+}
+
+test_staging_over_limit_denied if {
+	facts := json.patch(staging_n5, [{"op": "replace", "path": "/topology/staged", "value": ["n5", "n6"]}])
+	outcome(facts) == fixtures.denied({"STAGING_FULL"})
+	some msg in messages(facts, "deny", "STAGING_FULL")
+	contains(msg, "2 non-voters are in stage (n5, n6)")
+}
+
+# Absent staging facts prove nothing: the stage refuses rather than assume a free slot.
+test_staged_missing_denied if {
+	facts := fixtures.without("/topology/staged")
+	outcome(facts) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	some msg in messages(facts, "deny", "TOPOLOGY_MALFORMED")
+	contains(msg, "staged must be an array of strings, got missing")
+	outcome(fixtures.patched("/topology/staged", [4])) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	outcome(fixtures.patched("/topology/staged", "n5")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+}
+
+test_max_staged_must_be_at_least_one if {
+	every value in [0, -1, 0.5, "1", null] {
+		facts := fixtures.patched("/topology/max_staged", value)
+		outcome(facts) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+		some msg in messages(facts, "deny", "TOPOLOGY_MALFORMED")
+		contains(msg, sprintf("max_staged must be a number of at least 1, got %s", [json.marshal(value)]))
+	}
+	some msg in messages(fixtures.without("/topology/max_staged"), "deny", "TOPOLOGY_MALFORMED")
+	contains(msg, "max_staged must be a number of at least 1, got missing")
+}
+
+# --- promote -----------------------------------------------------------------
+
+test_staged_candidate_promotion_allowed if {
+	outcome(fixtures.promote) == fixtures.allowed
+}
+
+# Staging slots limit admissions only: the promotion frees one.
+test_staging_full_does_not_apply_to_promotion if {
+	facts := json.patch(fixtures.promote, [
+		{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", true)},
+		{"op": "replace", "path": "/topology/staged", "value": ["n4", "n5"]},
+	])
+	outcome(facts) == fixtures.allowed
+}
+
+test_promote_already_a_voter_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"suffrage": "voter"})])
+
+	# Counted as a voter already: 3 voters + 1 = 4, quorum 3, 3 healthy.
+	outcome(facts) == {"allow": false, "deny": {"CANDIDATE_NOT_STAGED"}, "warn": even}
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	msg == "cannot promote candidate n4: it is already a voter: there is nothing to promote"
+}
+
+test_promote_not_in_configuration_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true)])
+	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	contains(msg, "cannot promote candidate n4: it is not in the configuration: it was removed, or never admitted; admit it again in stage")
+}
+
+test_promote_address_differs_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"address": "127.0.0.1:9999"})])
+	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	contains(msg, "its id is in the configuration at 127.0.0.1:9999, not at its raft_addr 127.0.0.1:7431")
+}
+
+test_promote_not_listed_as_staged_denied if {
+	facts := fixtures.promote_patched("/topology/staged", ["n5"])
+	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	contains(msg, `it is a non-voter but not in topology.staged ["n5"]: it was not admitted in stage, or its stage is not recorded yet; retry shortly`)
+}
+
+# A non-voter cannot lead: a leader with the candidate's id is a voter.
+test_promote_candidate_is_leader_denied if {
+	facts := fixtures.promote_patched("/topology/leader", {"id": "n4", "address": "127.0.0.1:7431"})
+	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	contains(msg, "it is the leader, so already a voter")
+}
+
+test_promote_several_reasons_in_one_message if {
+	facts := json.patch(fixtures.promote, [
+		{"op": "replace", "path": "/topology/servers/2", "value": object.union(staged_n4, {"suffrage": "voter", "address": "127.0.0.1:9999"})},
+		{"op": "replace", "path": "/topology/staged", "value": []},
+	])
+	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
+	msg == "cannot promote candidate n4: it is already a voter: there is nothing to promote; its id is in the configuration at 127.0.0.1:9999, not at its raft_addr 127.0.0.1:7431: promote the node that was staged, at the address it was admitted with"
+}
+
+test_promote_id_on_two_members_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), staged_n4, nonvoter("n4", true)])
+	outcome(facts) == fixtures.denied({"DUPLICATE_ID", "CANDIDATE_NOT_STAGED"})
+	some msg in messages(facts, "deny", "DUPLICATE_ID")
+	msg == `candidate id "n4" is used by 2 members of the configuration (at ["127.0.0.1:7431", "n4.cluster.test:7401"]); remove all but the staged non-voter`
+
+	# Listed twice at the same address: no other reason, still refused.
+	outcome(promote_with_servers([voter("n1", true), voter("n2", true), staged_n4, staged_n4])) == fixtures.denied({"DUPLICATE_ID"})
+}
+
+test_promote_address_of_another_member_denied if {
+	facts := promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4])
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
+	msg == `candidate n4: raft address "127.0.0.1:7431" is already used by member n2; give the candidate its own address, or remove the old member first`
+	leader := fixtures.promote_patched("/topology/leader", {"id": "n9", "address": "127.0.0.1:7431"})
+	outcome(leader) == fixtures.denied({"DUPLICATE_ADDRESS"})
+}
+
+test_promote_tombstoned_denied if {
+	outcome(fixtures.promote_patched("/topology/tombstones", ["n4"])) == fixtures.denied({"ID_TOMBSTONED"})
+}
+
+test_promote_no_leader_denied if {
+	facts := fixtures.promote_patched("/topology/leader", {"id": "", "address": ""})
+	outcome(facts) == fixtures.denied({"NO_LEADER"})
+}
+
+# The quorum rule is the admission's: the candidate's vote is not counted
+# on before it has one. 2 voters, 1 unhealthy -> 3: quorum 2, 1 healthy.
+test_promote_quorum_unsafe_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", false), staged_n4])
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	some msg in messages(facts, "deny", "QUORUM_UNSAFE")
+	msg == "promoting n4 makes 3 voters needing quorum 2, but only 1 voters are healthy (n2 unhealthy); bring the unhealthy voters back or remove them before promoting it"
+}
+
+test_promote_one_voter_to_two_allowed_with_warning if {
+	facts := promote_with_servers([voter("n1", true), staged_n4])
+	outcome(facts) == {"allow": true, "deny": set(), "warn": even}
+	some msg in messages(facts, "warn", "EVEN_VOTERS")
+	startswith(msg, "promoting n4 makes 2 voters, an even count")
+}
+
+# Other non-voters in stage take no part either.
+test_promote_ignores_other_nonvoters if {
+	facts := json.patch(fixtures.promote, [
+		{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", false)},
+		{"op": "replace", "path": "/topology/staged", "value": ["n4", "n5"]},
+	])
+	outcome(facts) == fixtures.allowed
+}
+
+test_promote_malformed_staging_denied if {
+	outcome(fixtures.promote_without("/topology/staged")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	outcome(fixtures.promote_patched("/topology/max_staged", 0)) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	outcome(fixtures.promote_patched("/topology/servers", "n4")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+}
+
 # --- fail closed -------------------------------------------------------------
 
 # Even if every deny rule were deleted, allow needs its own proof.
@@ -322,6 +519,20 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.patched("/candidate/raft_addr", "127.0.0.1:7401"),
 		fixtures.without("/candidate/id"),
 		with_servers([voter("n1", true), voter("n2", false)]),
+		fixtures.patched("/phase", "demote"),
+		fixtures.without("/topology/staged"),
+		fixtures.patched("/topology/max_staged", 0),
+		staging_n5,
+		fixtures.promote_without("/phase"),
+		fixtures.promote_patched("/topology/staged", []),
+		fixtures.promote_patched("/topology/leader", {"id": "n4", "address": "127.0.0.1:7431"}),
+		fixtures.promote_patched("/topology/leader", {"id": "n9", "address": "127.0.0.1:7431"}),
+		promote_with_servers([voter("n1", true), voter("n2", true)]),
+		promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"suffrage": "voter"})]),
+		promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"address": "127.0.0.1:9999"})]),
+		promote_with_servers([voter("n1", true), voter("n2", true), staged_n4, staged_n4]),
+		promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4]),
+		promote_with_servers([voter("n1", true), voter("n2", false), staged_n4]),
 	] {
 		not data.admitd.stages.topology.allow with input as facts
 			with data.admitd.stages.topology.deny as set()

@@ -65,6 +65,9 @@ func (m *metrics) observeRaft(n *raftglue.Node) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "admitd_raft_last_index", Help: "Last raft log index on this node.",
 	}, func() float64 { return float64(n.LastIndex()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "admitd_staged_nonvoters", Help: "Non-voters admitted in stage and not yet promoted, as replicated to this node.",
+	}, func() float64 { return float64(len(n.Staged())) }))
 }
 
 func (m *metrics) observeDecision(d *admission.Decision) {

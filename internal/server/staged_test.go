@@ -67,6 +67,9 @@ func TestSecondCandidateWaitsForStaging(t *testing.T) {
 	if st.State != admission.StateStaged || st.Candidate.ID != "n2" {
 		t.Fatalf("status %+v", st)
 	}
+	if m := metricsText(t, leader); !strings.Contains(m, "admitd_staged_nonvoters 1") {
+		t.Fatalf("metrics do not count the staged non-voter:\n%s", m)
+	}
 }
 
 // With Keep, a non-voter that misses its deadline stays, and the decision

@@ -15,6 +15,13 @@ stages := [
 ]
 
 # METADATA
+# title: Promote stages
+# description: The shipped promote stages, in this order. Without them a
+#   staged non-voter is never promoted. The site stages judge the joining
+#   node at its admission and are not repeated here.
+promote_stages := ["reachability", "catch_up", "topology"]
+
+# METADATA
 # title: Enforcement
 # description: Per site stage, "deny" (the default) or "warn" (its denies
 #   are reported as warnings and the pipeline goes on), as Gatekeeper's

@@ -48,3 +48,7 @@ test_permanent_codes if {
 	not "POLICY_REVISIONS_DIFFER" in pipeline.permanent_codes
 	not "QUORUM_UNSAFE" in pipeline.permanent_codes
 }
+
+test_site_promote_order if {
+	pipeline.promote_stages == ["reachability", "catch_up", "topology"]
+}
