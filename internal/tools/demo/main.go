@@ -96,6 +96,7 @@ func admitAll(start func(string, ...string) (*proc, error), server string) error
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nCANDIDATE\tCASE\tRESULT\tSTOPPED AT\tCODES\tDECIDED BY\tAPPLIED")
 	cl := client.New(30 * time.Second)
+	var staged *admission.Decision
 	for _, r := range rows {
 		d, err := cl.Admit(context.Background(), server, client.AdmitRequest{Candidate: r.cand})
 		if err != nil {
@@ -103,8 +104,33 @@ func admitAll(start func(string, ...string) (*proc, error), server string) error
 			continue
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.cand.ID, r.what, verdict(d), dash(d.StoppedAt), codes(d), d.DecidedBy, applied(d))
+		if d.Applied != nil && d.Applied.Suffrage == facts.Nonvoter {
+			staged = d
+		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil || staged == nil {
+		return err
+	}
+	return awaitPromotion(cl, server, staged)
+}
+
+// awaitPromotion follows a staged candidate until the promote policies
+// make it a voter (or it is removed).
+func awaitPromotion(cl *client.Client, server string, d *admission.Decision) error {
+	fmt.Printf("\n%s is a non-voter; the leader promotes it once it has caught up and stayed healthy ...\n", d.Candidate.ID)
+	start := time.Now()
+	var st *admission.Status
+	err := poll(func() bool {
+		var err error
+		st, err = cl.Admission(context.Background(), server, d.AdmissionID)
+		return err == nil && st.State != admission.StateStaged
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the promotion of %s: %w", d.Candidate.ID, err)
+	}
+	fmt.Printf("%s: %s after %s (admission %s, %d decisions)\n", d.Candidate.ID, st.State,
+		time.Since(start).Round(100*time.Millisecond), d.AdmissionID, len(st.Decisions))
+	return nil
 }
 
 func cand(p *proc) facts.Candidate {
@@ -193,15 +219,16 @@ func waitVoters(api string, n int) error {
 	})
 }
 
-// poll checks cond every 100ms for at most 30s.
+// poll checks cond every 100ms for at most 90s: staged joins take a
+// stabilisation period each.
 func poll(cond func() bool) error {
-	for i := 0; i < 300; i++ {
+	for i := 0; i < 900; i++ {
 		if cond() {
 			return nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("timed out after 30s")
+	return fmt.Errorf("timed out after 90s")
 }
 
 func stopAll(procs []*proc) {
