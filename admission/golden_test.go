@@ -134,7 +134,7 @@ func compareGolden(t *testing.T, path string, got summary) {
 
 // decoderRefuses lists codes whose facts the strict decoder rejects before
 // any policy runs; the error-* scenarios and the Rego tests cover them.
-var decoderRefuses = map[string]bool{"CANDIDATE_MALFORMED": true}
+var decoderRefuses = map[string]bool{"CANDIDATE_MALFORMED": true, "PHASE_MISMATCH": true}
 
 var codeRE = regexp.MustCompile(`"code":\s*"([A-Z][A-Z0-9_]*)"`)
 

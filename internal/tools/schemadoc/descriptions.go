@@ -4,7 +4,7 @@ package main
 // declaration has no comment. A field's own Go comment wins.
 var described = map[string]string{
 	"schema":       "Always `admitd.facts/v1`; any other value is refused before evaluation.",
-	"phase":        "Set by the collector for context; policies need not read it.",
+	"phase":        "`admit` (join as a member) or `promote` (a staged non-voter becomes a voter); it picks the pipeline, and a missing phase is admit.",
 	"collected_at": "When collection started, with nanoseconds.",
 
 	"candidate.id":        "The candidate's raft server id.",
@@ -49,6 +49,17 @@ var described = map[string]string{
 	"topology.servers[_].address":  "The member's raft address.",
 	"topology.servers[_].suffrage": "`voter` or `nonvoter`.",
 	"topology.servers[_].healthy":  "The leader's view: the member answers its `/v1/state` as itself, in this cluster and in the leader's term.",
+
+	"catch_up":                   "Promote phase only: how far the staged non-voter has caught up with the leader.",
+	"catch_up.collected":         "True only when the collector ran to completion; when false, every other field of the section is meaningless.",
+	"catch_up.error":             "Why the collector failed or timed out; empty when collected.",
+	"catch_up.duration_ms":       "How long the collector ran, in milliseconds.",
+	"catch_up.leader_last_index": "The leader's last log index.",
+	"catch_up.leader_term":       "The leader's current term.",
+	"catch_up.last_index":        "The candidate's last log index, as it reports it.",
+	"catch_up.last_term":         "The term of the candidate's last log entry.",
+
+	"topology.max_staged": "How many non-voters may be in stage at once (`admitd serve --max-staged`).",
 
 	"reachability.api.tls.enabled":   "This node runs with TLS, so the candidate had to serve HTTPS.",
 	"reachability.api.tls.verified":  "The candidate's certificate chained to a trusted CA.",
