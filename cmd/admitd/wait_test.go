@@ -27,7 +27,7 @@ func statusServer(t *testing.T, states ...string) string {
 		}
 		i := min(int(calls.Add(1))-1, len(states)-1)
 		st := admission.Status{AdmissionID: "a1", State: states[i], Candidate: facts.Candidate{ID: "n4"},
-			Progress: &admission.StageProgress{Deadline: time.Now().Add(time.Minute), CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7}},
+			Progress:  &admission.StageProgress{Deadline: time.Now().Add(time.Minute), CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7}},
 			Decisions: []*admission.Decision{{DecisionID: "d" + states[i], AdmissionID: "a1"}}}
 		_ = json.NewEncoder(w).Encode(st)
 	}))
