@@ -229,7 +229,9 @@ func (s *Server) promote(ctx context.Context, d *admission.Decision) {
 		s.metrics.configChange("promotion_failed")
 		d.Reason = fmt.Sprintf("allowed, but not promoted (the next round tries again): %v", err)
 		s.log.Warn("promotion failed", "candidate", d.Candidate.ID, "error", err)
-		s.record(d, "promotion")
+		if s.prom.changed(d.Candidate.ID, "promotion failed") {
+			s.record(d, "promotion")
+		}
 		return
 	}
 	d.Applied = &admission.Applied{Suffrage: facts.Voter, Index: index}
@@ -250,7 +252,10 @@ func (s *Server) expire(ctx context.Context, d *admission.Decision) {
 	}
 	if err != nil && !errors.Is(err, raftglue.ErrMetadataNotApplied) {
 		d.Reason += fmt.Sprintf("; removing it failed (the next round tries again): %v", err)
-		s.record(d, "promotion")
+		s.log.Warn("removing a staged non-voter failed", "candidate", d.Candidate.ID, "error", err)
+		if s.prom.changed(d.Candidate.ID, "removal failed") {
+			s.record(d, "promotion")
+		}
 		return
 	}
 	d.Reason += "; removed"
