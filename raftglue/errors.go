@@ -32,7 +32,7 @@ var (
 	ErrHasState = errors.New("raftglue: node already has raft state")
 
 	// ErrMetadataNotApplied means a membership change committed but the
-	// follow-up FSM command (API URL registration, tombstone) failed. The change
+	// follow-up FSM command (end of a stage, tombstone) failed. The change
 	// itself stands; callers treat this as success with a warning.
 	ErrMetadataNotApplied = errors.New("raftglue: membership changed but metadata not recorded")
 

@@ -34,6 +34,7 @@ const (
 	opClearTombstone = "clear_tombstone"
 	opPut            = "put"
 	opUnstage        = "unstage"
+	opSetURL         = "set_url"
 )
 
 // command is one FSM log entry, JSON encoded.
@@ -105,6 +106,8 @@ func (s *fsmState) apply(c command) error {
 		} else {
 			delete(s.Staged, c.ID)
 		}
+	case opSetURL:
+		s.Members[c.ID] = Member{APIURL: c.APIURL}
 	case opTombstone:
 		delete(s.Members, c.ID)
 		delete(s.Staged, c.ID)

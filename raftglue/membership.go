@@ -22,8 +22,8 @@ import (
 // Errors: ErrNotGranted (raft untouched), ErrNoPrevIndex, ErrConfigChanged
 // (nothing changed), ErrLeadershipLost or ErrTimeout (the change may have
 // committed: ask HasMember before retrying). A non-zero index with an error
-// wrapping ErrMetadataNotApplied means the voter was added but its API URL
-// was not recorded.
+// wrapping ErrMetadataNotApplied means a staged member was promoted but the
+// end of its stage was not recorded (ReconcileStaged records it).
 func (n *Node) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) {
 	if !g.Valid() {
 		return 0, ErrNotGranted
@@ -62,8 +62,12 @@ func (n *Node) addNonvoter(ctx context.Context, id, addr, apiURL string, prevInd
 
 type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture
 
-// addServer makes the raft change, then records reg (the member's API URL
-// and whether it is staged).
+// addServer records reg (the member's API URL, and its stage for a staged
+// add), then makes the raft change, then ends the stage of a promoted
+// member. Recording first means a leader that dies right after the change
+// leaves neither a member nobody can reach nor a stage nobody watches;
+// metadata alone never changes membership, and a stage whose change did
+// not commit is dropped (here, or by ReconcileStaged).
 func (n *Node) addServer(ctx context.Context, reg command, addr string, prevIndex uint64, add addFunc) (uint64, error) {
 	id := reg.ID
 	if id == "" || addr == "" {
@@ -72,16 +76,39 @@ func (n *Node) addServer(ctx context.Context, reg command, addr string, prevInde
 	if prevIndex == 0 {
 		return 0, ErrNoPrevIndex
 	}
+	if err := n.recordBefore(ctx, reg); err != nil {
+		return 0, err
+	}
 	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
 		return add(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, timeout)
 	})
 	if err != nil {
+		if reg.Stage != nil && errors.Is(err, ErrConfigChanged) {
+			// Certainly not added: its stage must not hold a slot.
+			_ = n.applyMetadata(ctx, command{Op: opUnstage, ID: id})
+		}
 		return 0, err
 	}
 	failpoint.Inject("raftglue/before-metadata")
-	// Metadata only: a register command cannot change raft membership, and
-	// the members map is keyed by id, so a retry cannot duplicate it.
-	return index, n.applyMetadata(ctx, reg)
+	if _, staged := n.fsm.staged()[id]; reg.Stage == nil && staged {
+		// A promotion: the register ends the stage. The members map is
+		// keyed by id, so a retry cannot duplicate anything.
+		return index, n.applyMetadata(ctx, reg)
+	}
+	return index, nil
+}
+
+// recordBefore records a member's metadata ahead of its raft change: the
+// stage for a staged add, else the API URL unless it is already known.
+func (n *Node) recordBefore(ctx context.Context, reg command) error {
+	if reg.Stage == nil {
+		if m, ok := n.fsm.members()[reg.ID]; ok && m.APIURL == reg.APIURL {
+			return nil
+		}
+		reg = command{Op: opSetURL, ID: reg.ID, APIURL: reg.APIURL}
+	}
+	_, err := n.apply(ctx, reg)
+	return err
 }
 
 // applyMetadata records metadata after a committed membership change. It

@@ -134,3 +134,25 @@ func TestReconcileStaged(t *testing.T) {
 		t.Fatal("the removed member keeps its metadata")
 	}
 }
+
+// A staged add that loses the race on prevIndex leaves no stage behind,
+// so it holds no slot; one that commits had its stage recorded first.
+func TestStagedAddRaceLeavesNoStage(t *testing.T) {
+	nodes := startCluster(t, 2)
+	leader := nodes[0]
+	n2 := openNode(t, testConfig(t, "n3"))
+	stale := mustConfig(t, leader).Index - 1
+	if _, err := leader.stageNonvoter(testCtx(t), candidateOf(n2), "adm-x", stale); !errors.Is(err, ErrConfigChanged) {
+		t.Fatalf("stage at a stale index: %v, want ErrConfigChanged", err)
+	}
+	if len(leader.Staged()) != 0 {
+		t.Fatalf("a stage survived a failed add: %v", leader.Staged())
+	}
+	if _, ok := leader.Members()["n3"]; ok {
+		t.Fatal("metadata survived a failed add")
+	}
+	stage(t, leader, n2, "adm-y")
+	if m := leader.Members()["n3"]; m.APIURL != n2.APIURL() {
+		t.Fatalf("API URL %q, want %q", m.APIURL, n2.APIURL())
+	}
+}

@@ -174,7 +174,7 @@ func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
 	case err == nil:
 		return s.applied(d, index)
 	case errors.Is(err, raftglue.ErrMetadataNotApplied):
-		s.log.Warn("voter added, but its API URL was not recorded", "candidate", d.Candidate.ID, "error", err)
+		s.log.Warn("voter added, but the end of its stage was not recorded (the leader reconciles it)", "candidate", d.Candidate.ID, "error", err)
 		return s.applied(d, index)
 	case errors.Is(err, raftglue.ErrConfigChanged):
 		return err

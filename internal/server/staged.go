@@ -52,11 +52,6 @@ func (s *Server) stage(ctx context.Context, d *admission.Decision) error {
 	switch {
 	case err == nil:
 		return s.appliedAs(d, facts.Nonvoter, index)
-	case errors.Is(err, raftglue.ErrMetadataNotApplied):
-		// Without its stage record no leader watches it: say so loudly.
-		s.log.Error("non-voter added, but its stage was not recorded; remove it and admit it again",
-			"candidate", d.Candidate.ID, "error", err)
-		return s.appliedAs(d, facts.Nonvoter, index)
 	case errors.Is(err, raftglue.ErrConfigChanged):
 		return err
 	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
@@ -168,11 +163,16 @@ func (s *Server) promoteRound(ctx context.Context) {
 		s.prom.keep(nil)
 		return
 	}
-	if err := s.node.ReconcileStaged(ctx); err != nil {
+	// Under the admission lock: a stage is recorded just before its raft
+	// change, which an admission in flight may not have made yet.
+	s.admitMu.Lock()
+	err := s.node.ReconcileStaged(ctx)
+	staged := s.node.Staged()
+	s.admitMu.Unlock()
+	if err != nil {
 		s.log.Warn("reading the staged members failed", "error", err)
 		return
 	}
-	staged := s.node.Staged()
 	s.prom.keep(staged)
 	for _, id := range slices.Sorted(maps.Keys(staged)) {
 		if ctx.Err() != nil || !s.node.IsLeader() {
