@@ -71,13 +71,33 @@ func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url stri
 			"by", d.DecidedBy, "index", d.Applied.Index)
 		return true, nil
 	case d.Permanent:
-		if member(ctx, node) {
+		// A lost answer to an earlier request that did add this node looks
+		// like a duplicate; the log telling it so may still be on its way.
+		if awaitMember(ctx, node, memberGrace) {
 			return true, nil
 		}
 		return false, fmt.Errorf("%w: %s (decision %s)", ErrJoinRefused, d.Reason, d.DecisionID)
 	}
 	log.Warn("join denied for now", "server", url, "decision_id", d.DecisionID, "reason", d.Reason)
 	return false, nil
+}
+
+// memberGrace is how long a permanent deny waits for this node to see
+// itself in the configuration before it counts as a refusal.
+const memberGrace = 3 * time.Second
+
+// awaitMember polls member for up to grace.
+func awaitMember(ctx context.Context, node *raftglue.Node, grace time.Duration) bool {
+	deadline := time.Now().Add(grace)
+	for {
+		if member(ctx, node) {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // member says whether this node already sees itself in a configuration,
