@@ -491,17 +491,30 @@ func TestFaultWipedDataDir(t *testing.T) {
 		t.Fatalf("%s exit %d after SIGTERM, want 0", again.id, code)
 	}
 	wipe(t, again.dataDir)
-	// Removed before the wiped node starts: while it is a member, the
-	// leader replicates to its address and raft re-syncs it as the old voter.
-	removeMember(t, leader, victim.id)
-	requireServers(t, waitVoters(t, leader, 2), rest[0].id, rest[1].id)
-
+	// Back at its old address while still a member: the leader replicates
+	// to it, but a node without state refuses raft until it is admitted,
+	// so it is not silently re-synced as the old voter.
 	wiped := restart(t, again, false, "")
 	waitUp(t, wiped)
+	for range 4 {
+		time.Sleep(500 * time.Millisecond) // heartbeats and append attempts
+		if s := mustState(t, wiped); s.Initialized || s.ClusterID != "" || s.LastIndex != 0 {
+			t.Fatalf("a wiped node was re-synced without admission: %+v", s)
+		}
+	}
+	waitCluster(t, leader, 2, func(c cluster) bool { return c.healthyVoters() == 2 && len(c.voters()) == 3 })
+	r := admit(t, rest[0], wiped.candidate(), false)
+	if r.status != http.StatusForbidden || !r.decision.Permanent {
+		t.Fatalf("wiped member, not removed: %d %s, want a permanent 403", r.status, r.body)
+	}
+	requireDenied(t, r.decision, "topology", "DUPLICATE_ID")
+
+	removeMember(t, leader, victim.id)
+	requireServers(t, waitVoters(t, leader, 2), rest[0].id, rest[1].id)
 	if s := mustState(t, wiped); s.Initialized || s.ClusterID != "" {
 		t.Fatalf("wiped node state %+v, want fresh", s)
 	}
-	r := admit(t, rest[0], wiped.candidate(), false)
+	r = admit(t, rest[0], wiped.candidate(), false)
 	if r.status != http.StatusForbidden || !r.decision.Permanent {
 		t.Fatalf("tombstoned id: %d %s, want a permanent 403", r.status, r.body)
 	}

@@ -27,6 +27,9 @@ type Config struct {
 	SnapshotThreshold uint64        // entries between automatic snapshots
 	SnapshotInterval  time.Duration // how often to check SnapshotThreshold
 	TrailingLogs      uint64        // entries kept after a snapshot
+	// Fence refuses raft RPCs while the node has no state, until it
+	// bootstraps or OpenFence is called on its admission (fence.go).
+	Fence bool
 	// WALSegmentBytes sizes the log's segments (default 64 MiB). The log
 	// is only compacted a whole segment at a time.
 	WALSegmentBytes int

@@ -30,7 +30,7 @@ type Node struct {
 
 	raft  RaftAPI
 	fsm   *fsm
-	trans *raft.NetworkTransport
+	trans *fencedTransport
 	wal   *raftwal.WAL
 	meta  *metadb.BoltMetaDB
 	lock  *os.File
@@ -81,10 +81,11 @@ func (n *Node) open() error {
 	}
 	// A nil advertise address makes raft advertise the listener's address,
 	// which carries the real port when RaftAddr asked for port 0.
-	n.trans, err = raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, nil, transportMaxPool, transportTimeout, log.Named("transport"))
+	tcp, err := raft.NewTCPTransportWithLogger(n.cfg.RaftAddr, nil, transportMaxPool, transportTimeout, log.Named("transport"))
 	if err != nil {
 		return fmt.Errorf("raftglue: listen %s: %w", n.cfg.RaftAddr, err)
 	}
+	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence)
 	n.addr = string(n.trans.LocalAddr())
 	r, err := raft.NewRaft(n.cfg.raftConfig(), n.fsm, wal, wal, snaps, n.trans)
 	if err != nil {
@@ -130,6 +131,7 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 	if n.hadState {
 		return ErrHasState
 	}
+	n.trans.open.Store(true)
 	conf := raft.Configuration{Servers: []raft.Server{{
 		Suffrage: raft.Voter, ID: raft.ServerID(n.cfg.ID), Address: raft.ServerAddress(n.addr),
 	}}}
@@ -144,6 +146,13 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 	}
 	return n.EnsureClusterID(ctx)
 }
+
+// OpenFence lets raft RPCs in: a leader has admitted this node. It is a
+// no-op when the fence is already open.
+func (n *Node) OpenFence() { n.trans.open.Store(true) }
+
+// Fenced says whether raft RPCs are still refused.
+func (n *Node) Fenced() bool { return !n.trans.open.Load() }
 
 // EnsureClusterID sets a random cluster id if none is set yet and registers
 // this node's API URL. Leader only. Bootstrap calls it; it also repairs a

@@ -144,6 +144,7 @@ func openNode(cfg Config) (*raftglue.Node, error) {
 		LeaderLeaseTimeout: cfg.Raft.LeaderLease, CommitTimeout: cfg.Raft.Commit,
 		TrailingLogs: cfg.Raft.TrailingLogs, SnapshotThreshold: cfg.Raft.SnapshotThreshold,
 		WALSegmentBytes: cfg.Raft.WALSegmentBytes,
+		Fence:           true,
 	})
 }
 

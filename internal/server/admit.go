@@ -166,6 +166,9 @@ func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
 			return errors.New("internal: an allowed decision without a grant")
 		}
 	}
+	if err := s.tellAdmitted(ctx, d); err != nil {
+		return s.refused(d, err)
+	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddVoter(applyCtx, grant)

@@ -50,6 +50,7 @@ var errorTable = []struct {
 	{raftglue.ErrNotLeader, http.StatusServiceUnavailable, "NO_LEADER"},
 	{raftglue.ErrLeadershipLost, http.StatusServiceUnavailable, "LEADERSHIP_LOST"},
 	{ErrForwardFailed, http.StatusBadGateway, "FORWARD_FAILED"},
+	{ErrCandidateRefused, http.StatusBadGateway, "CANDIDATE_REFUSED"},
 	{ErrOutcomeUnknown, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
 	{raftglue.ErrTimeout, http.StatusServiceUnavailable, "OUTCOME_UNKNOWN"},
 	{ErrNotReady, http.StatusServiceUnavailable, "NOT_READY"},

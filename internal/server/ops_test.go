@@ -28,6 +28,12 @@ import (
 // opsNode starts a node whose server config a test adjusts.
 func opsNode(t *testing.T, id string, bootstrap bool, adjust func(*server.Config)) *testNode {
 	t.Helper()
+	return newTestNode(t, id, bootstrap, false, adjust)
+}
+
+// newTestNode is opsNode with the raft fence on or off.
+func newTestNode(t *testing.T, id string, bootstrap, fence bool, adjust func(*server.Config)) *testNode {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,6 +45,7 @@ func opsNode(t *testing.T, id string, bootstrap bool, adjust func(*server.Config
 		ID: id, RaftAddr: "127.0.0.1:0", APIURL: "http://" + ln.Addr().String(), DataDir: t.TempDir(),
 		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		Fence: fence,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -132,6 +132,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
 	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
 	mux.HandleFunc("GET /v1/admissions/{id}", s.guard(s.handleAdmissionStatus))
+	mux.HandleFunc("POST "+AdmittedPath, s.guard(s.handleAdmitted))
 	if s.cfg.DebugEndpoints {
 		mux.HandleFunc("POST /v1/debug/fill", s.guard(s.handleFill))
 	}

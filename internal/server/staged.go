@@ -46,6 +46,9 @@ func (s *Server) stage(ctx context.Context, d *admission.Decision) error {
 		return errors.New("internal: an allowed decision without a grant")
 	}
 	d.AdmissionID = d.DecisionID
+	if err := s.tellAdmitted(ctx, d); err != nil {
+		return s.refused(d, err)
+	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddNonvoter(applyCtx, grant)

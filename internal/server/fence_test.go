@@ -1,0 +1,73 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/server"
+)
+
+// The leader tells the candidate it is admitted before the raft change, so
+// a fenced candidate takes the log.
+func TestAdmissionOpensCandidateFence(t *testing.T) {
+	leader := newTestNode(t, "n1", true, true, nil)
+	cand := newTestNode(t, "n2", false, true, nil)
+	if !cand.node.Fenced() {
+		t.Fatal("a fresh fenced node starts open")
+	}
+	r := post(t, leader.http.URL+"/v1/admissions", admissionBody(cand.candidate(), false))
+	if r.status != http.StatusOK {
+		t.Fatalf("admission: HTTP %d: %s", r.status, r.body)
+	}
+	if cand.node.Fenced() {
+		t.Fatal("the admitted candidate is still fenced")
+	}
+	waitFor(t, "n2 taking the log", func() bool { return cand.node.ClusterID() == leader.node.ClusterID() })
+}
+
+// A candidate that does not take its admission is not added: the answer
+// is 502 CANDIDATE_REFUSED and the configuration is unchanged.
+func TestCandidateRefusingAdmissionIsNotAdded(t *testing.T) {
+	leader := newTestNode(t, "n1", true, true, nil)
+	real := newTestNode(t, "n2", false, true, nil)
+	// n2's own state and raft address, behind an API that refuses /v1/admitted.
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == facts.StatePath {
+			real.srv.Handler().ServeHTTP(w, r)
+			return
+		}
+		http.Error(w, "no", http.StatusInternalServerError)
+	}))
+	t.Cleanup(api.Close)
+	cand := facts.Candidate{ID: "n2", RaftAddr: real.node.Addr(), APIURL: api.URL}
+	before := configIndex(t, leader)
+
+	r := post(t, leader.http.URL+"/v1/admissions", admissionBody(cand, false))
+	wantError(t, r, http.StatusBadGateway, "CANDIDATE_REFUSED")
+	if got := configIndex(t, leader); got != before {
+		t.Fatalf("configuration index moved from %d to %d", before, got)
+	}
+	if !real.node.Fenced() {
+		t.Fatal("the candidate's fence opened")
+	}
+	var out struct{ Decisions []admission.Decision }
+	d := do(t, http.MethodGet, leader.http.URL+"/v1/decisions?limit=1", nil)
+	if err := json.Unmarshal(d.body, &out); err != nil || len(out.Decisions) != 1 || out.Decisions[0].Applied != nil ||
+		!strings.Contains(out.Decisions[0].Reason, "did not accept") {
+		t.Fatalf("recorded decision: %s (%v)", d.body, err)
+	}
+}
+
+// /v1/admitted refuses a malformed body and leaves the fence shut.
+func TestAdmittedRejectsBadBody(t *testing.T) {
+	n := newTestNode(t, "n2", false, true, nil)
+	wantError(t, post(t, n.http.URL+server.AdmittedPath, `{"cluster_id": 7}`), http.StatusBadRequest, "BAD_REQUEST")
+	if !n.node.Fenced() {
+		t.Fatal("a malformed body opened the fence")
+	}
+}
