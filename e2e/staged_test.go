@@ -77,6 +77,18 @@ func stagedCluster(t *testing.T, policies string, deadline time.Duration) []*nod
 	return nodes
 }
 
+// stageNode starts a fresh n4 and stages it with `admitd join --no-wait`.
+func stageNode(t *testing.T, leader *node, policies string, deadline time.Duration) (*node, decision) {
+	t.Helper()
+	n4 := startNode(t, stagedOpts("n4", policies, deadline))
+	waitUp(t, n4)
+	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
+	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" || d.AdmissionID == "" {
+		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
+	}
+	return n4, d
+}
+
 // admissionStatus is GET /v1/admissions/{id}.
 type admissionStatus struct {
 	AdmissionID string     `json:"admission_id"`
@@ -204,15 +216,10 @@ func TestStagedNonvoterStoppedIsRemoved(t *testing.T) {
 	nodes := stagedCluster(t, policies, 6*time.Second)
 	leader := waitLeader(t, nodes...)
 
-	n4 := startNode(t, stagedOpts("n4", policies, 6*time.Second))
-	waitUp(t, n4)
 	stop := make(chan struct{})
 	watched := watchVoters(t, leader, "n4", stop)
-	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
+	n4, d := stageNode(t, leader, policies, 6*time.Second)
 	kill(t, n4)
-	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" || d.AdmissionID == "" {
-		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
-	}
 	var st admissionStatus
 	eventually(t, "n4 removed", func() (bool, string) {
 		st = getAdmission(t, leader, d.AdmissionID)
@@ -243,12 +250,7 @@ func TestPromotionWaitsForFailedVoter(t *testing.T) {
 	leader := waitLeader(t, nodes...)
 	victim := others(nodes, leader)[0]
 
-	n4 := startNode(t, stagedOpts("n4", policies, 2*time.Minute))
-	waitUp(t, n4)
-	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
-	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" {
-		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
-	}
+	_, d := stageNode(t, leader, policies, 2*time.Minute)
 	victim.stop(t)
 	eventually(t, "a promotion refused for quorum", func() (bool, string) {
 		st := getAdmission(t, leader, d.AdmissionID)
@@ -278,12 +280,7 @@ func TestStagedSurvivesLeaderFailover(t *testing.T) {
 	nodes := stagedCluster(t, policies, 2*time.Minute)
 	leader := waitLeader(t, nodes...)
 
-	n4 := startNode(t, stagedOpts("n4", policies, 2*time.Minute))
-	waitUp(t, n4)
-	r, d := joinCLI(t, leader, n4.candidate(), "--no-wait")
-	if r.code != 0 || d.Applied == nil || d.Applied.Suffrage != "nonvoter" {
-		t.Fatalf("join --no-wait: exit %d, decision %+v", r.code, d)
-	}
+	n4, d := stageNode(t, leader, policies, 2*time.Minute)
 	kill(t, leader)
 	rest := others(nodes, leader)
 	next := waitLeader(t, rest...)

@@ -3,7 +3,6 @@ package facts
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -28,28 +27,11 @@ type Staging struct {
 func GatherPromote(ctx context.Context, cfg CollectConfig, cand Candidate, view ClusterView, log LeaderLog, st Staging) *Document {
 	cfg = cfg.withDefaults()
 	doc := &Document{Schema: Schema, Phase: PhasePromote, CollectedAt: time.Now().UTC(), Candidate: cand}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
-	defer cancel()
-	state := startStateFetch(ctx, min(cfg.Reachability, cfg.InitState), cfg.HTTPClient, cand.APIURL, cfg.MaxStateBytes)
-	defer state.cancel()
-
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		doc.Reachability = runSection(ctx, cfg.Reachability, func(ctx context.Context) (*Reachability, error) {
-			return collectReachability(ctx, cfg, cand.RaftAddr, state)
-		})
-	})
-	wg.Go(func() {
+	gather(ctx, cfg, doc, view, func(ctx context.Context, state *stateFetch) {
 		doc.CatchUp = runSection(ctx, cfg.InitState, func(ctx context.Context) (*CatchUp, error) {
 			return collectCatchUp(ctx, cand, state, log, st)
 		})
 	})
-	wg.Go(func() {
-		doc.Topology = runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
-			return collectTopology(ctx, cfg, view)
-		})
-	})
-	wg.Wait()
 	return doc
 }
 

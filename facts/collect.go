@@ -106,12 +106,22 @@ func NewHTTPClient(tlsCfg *tls.Config) *http.Client {
 func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view ClusterView) *Document {
 	cfg = cfg.withDefaults()
 	doc := &Document{Schema: Schema, Phase: PhaseAdmit, CollectedAt: time.Now().UTC(), Candidate: cand}
+	gather(ctx, cfg, doc, view, func(ctx context.Context, state *stateFetch) {
+		doc.InitState = runSection(ctx, cfg.InitState, func(ctx context.Context) (*InitState, error) {
+			return collectInitState(ctx, state)
+		})
+	})
+	return doc
+}
 
+// gather fills doc's reachability and topology, and runs the phase's own
+// section (init_state or catch_up) beside them. One GET of the candidate's
+// /v1/state feeds reachability and the phase's section, under the stricter
+// of their deadlines.
+func gather(ctx context.Context, cfg CollectConfig, doc *Document, view ClusterView, own func(context.Context, *stateFetch)) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
 	defer cancel()
-
-	// One GET of the candidate's /v1/state feeds both reachability and
-	// init_state, under the stricter of their deadlines.
+	cand := doc.Candidate
 	state := startStateFetch(ctx, min(cfg.Reachability, cfg.InitState), cfg.HTTPClient, cand.APIURL, cfg.MaxStateBytes)
 	defer state.cancel()
 
@@ -121,18 +131,13 @@ func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view Cluster
 			return collectReachability(ctx, cfg, cand.RaftAddr, state)
 		})
 	})
-	wg.Go(func() {
-		doc.InitState = runSection(ctx, cfg.InitState, func(ctx context.Context) (*InitState, error) {
-			return collectInitState(ctx, state)
-		})
-	})
+	wg.Go(func() { own(ctx, state) })
 	wg.Go(func() {
 		doc.Topology = runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
 			return collectTopology(ctx, cfg, view)
 		})
 	})
 	wg.Wait()
-	return doc
 }
 
 // head gives runSection access to the Section embedded in every section type.

@@ -130,16 +130,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string, prevIndex uint64) (u
 	if id == "" {
 		return 0, errors.New("raftglue: server id is required")
 	}
-	if prevIndex == 0 {
-		return 0, ErrNoPrevIndex
-	}
-	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
-		return n.raft.RemoveServer(raft.ServerID(id), prevIndex, timeout)
-	})
-	if err != nil {
-		return 0, err
-	}
-	return index, n.applyMetadata(ctx, command{Op: opTombstone, ID: id})
+	return n.removeServer(ctx, id, prevIndex, opTombstone)
 }
 
 // RemoveStaged removes a staged non-voter that was not promoted, if the
@@ -150,6 +141,11 @@ func (n *Node) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (u
 	if _, ok := n.fsm.staged()[id]; !ok {
 		return 0, fmt.Errorf("raftglue: %s is not a staged member", id)
 	}
+	return n.removeServer(ctx, id, prevIndex, opUnstage)
+}
+
+// removeServer makes the raft change, then records op for id.
+func (n *Node) removeServer(ctx context.Context, id string, prevIndex uint64, op string) (uint64, error) {
 	if prevIndex == 0 {
 		return 0, ErrNoPrevIndex
 	}
@@ -159,7 +155,7 @@ func (n *Node) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (u
 	if err != nil {
 		return 0, err
 	}
-	return index, n.applyMetadata(ctx, command{Op: opUnstage, ID: id})
+	return index, n.applyMetadata(ctx, command{Op: op, ID: id})
 }
 
 // Staged lists the staged non-voters by id.
