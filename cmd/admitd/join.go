@@ -76,12 +76,18 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	fmt.Fprintf(cmd.ErrOrStderr(), "%s is a non-voter (admission %s); waiting for its promotion\n", d.Candidate.ID, d.AdmissionID)
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.wait)
 	defer cancel()
-	st, err := waitPromotion(ctx, cl, f.server, d.AdmissionID, cmd.ErrOrStderr())
+	st, err := waitPromotion(ctx, cl, f.server, d, cmd.ErrOrStderr())
 	if err != nil {
 		_ = show(cmd, f.output, d)
 		return err
 	}
-	return show(cmd, f.output, last(st, d))
+	if len(st.Decisions) == 0 { // settled by an earlier leader
+		fmt.Fprintf(cmd.ErrOrStderr(), "%s was %s; the decision is in the log of the leader that made it\n", d.Candidate.ID, st.State)
+	}
+	if err := show(cmd, f.output, last(st, d)); err != nil || st.State == admission.StatePromoted {
+		return err
+	}
+	return &exitCode{code: exitDenied}
 }
 
 // show prints a decision; a deny exits 3.

@@ -22,10 +22,12 @@ func staged(d *admission.Decision) bool {
 	return d.Allowed && d.Applied != nil && d.Applied.Suffrage == facts.Nonvoter && d.AdmissionID != ""
 }
 
-// waitPromotion polls the admission until it is promoted (nil), removed
-// (exit 3), or ctx ends. Progress goes to progress when it is a terminal.
-func waitPromotion(ctx context.Context, cl *client.Client, server, id string, progress io.Writer) (*admission.Status, error) {
+// waitPromotion polls the admission of staged decision d until it settles
+// (promoted or removed) or ctx ends. Progress goes to progress when it is
+// a terminal.
+func waitPromotion(ctx context.Context, cl *client.Client, server string, d *admission.Decision, progress io.Writer) (*admission.Status, error) {
 	tty := isTerminal(progress)
+	id := d.AdmissionID
 	for {
 		st, err := cl.Admission(ctx, server, id)
 		var se *client.StatusError
@@ -37,6 +39,10 @@ func waitPromotion(ctx context.Context, cl *client.Client, server, id string, pr
 			}
 			showProgress(progress, tty, st)
 		case errors.As(err, &se) && se.Status == http.StatusNotFound:
+			if st := fromCluster(ctx, cl, server, d); st != nil {
+				clearLine(progress, tty)
+				return st, nil
+			}
 			return nil, fmt.Errorf("admission %s is unknown to the current leader (leadership moved?): check `admitd status`", id)
 		case errors.As(err, &se) && se.Status < http.StatusInternalServerError && se.Status != http.StatusServiceUnavailable:
 			return nil, err
@@ -48,6 +54,28 @@ func waitPromotion(ctx context.Context, cl *client.Client, server, id string, pr
 		case <-time.After(pollInterval):
 		}
 	}
+}
+
+// fromCluster settles an admission the current leader does not know (an
+// earlier leader decided it) from the configuration: a voter was
+// promoted, a candidate no longer there was removed; still a non-voter
+// (its stage record lost) is left to the caller.
+func fromCluster(ctx context.Context, cl *client.Client, server string, d *admission.Decision) *admission.Status {
+	topo, err := cl.Cluster(ctx, server)
+	if err != nil || !topo.Collected {
+		return nil
+	}
+	st := &admission.Status{AdmissionID: d.AdmissionID, Candidate: d.Candidate, State: admission.StateRemoved}
+	for _, s := range topo.Servers {
+		if s.ID != d.Candidate.ID || s.Address != d.Candidate.RaftAddr {
+			continue
+		}
+		if s.Suffrage != facts.Voter {
+			return nil
+		}
+		st.State = admission.StatePromoted
+	}
+	return st
 }
 
 func done(st *admission.Status) bool { return st.State != admission.StateStaged }

@@ -16,13 +16,26 @@ import (
 	"github.com/admitd/admitd/internal/client"
 )
 
-// statusServer answers GET /v1/admissions/a1 with each state in turn.
-func statusServer(t *testing.T, states ...string) string {
+// stagedDecision is the admission a1 of candidate n4.
+var stagedDecision = &admission.Decision{AdmissionID: "a1", Candidate: facts.Candidate{ID: "n4", RaftAddr: "127.0.0.1:7431"}}
+
+// statusServer answers GET /v1/admissions/a1 with each state in turn, and
+// GET /v1/cluster with n4 as suffrage ("" for absent).
+func statusServer(t *testing.T, suffrage string, states ...string) string {
 	t.Helper()
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/admissions/a1" {
-			http.NotFound(w, r)
+		if r.URL.Path == "/v1/cluster" {
+			topo := facts.Topology{Section: facts.Section{Collected: true}, Servers: []facts.Server{{ID: "n1", Address: "127.0.0.1:7401", Suffrage: facts.Voter}}}
+			if suffrage != "" {
+				topo.Servers = append(topo.Servers, facts.Server{ID: "n4", Address: "127.0.0.1:7431", Suffrage: suffrage})
+			}
+			_ = json.NewEncoder(w).Encode(topo)
+			return
+		}
+		if r.URL.Path != "/v1/admissions/a1" || len(states) == 0 {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"error": {"code": "NOT_FOUND", "message": "no admission"}}`))
 			return
 		}
 		i := min(int(calls.Add(1))-1, len(states)-1)
@@ -37,9 +50,9 @@ func statusServer(t *testing.T, states ...string) string {
 
 func TestWaitPromotionEndsOnASettledState(t *testing.T) {
 	for _, final := range []string{admission.StatePromoted, admission.StateRemoved} {
-		url := statusServer(t, admission.StateStaged, final)
+		url := statusServer(t, "", admission.StateStaged, final)
 		var progress bytes.Buffer
-		st, err := waitPromotion(context.Background(), client.New(5*time.Second), url, "a1", &progress)
+		st, err := waitPromotion(context.Background(), client.New(5*time.Second), url, stagedDecision, &progress)
 		if err != nil || st.State != final {
 			t.Fatalf("want %s, got %+v, %v", final, st, err)
 		}
@@ -50,14 +63,26 @@ func TestWaitPromotionEndsOnASettledState(t *testing.T) {
 }
 
 func TestWaitPromotionBoundedAndUnknown(t *testing.T) {
-	url := statusServer(t, admission.StateStaged)
+	url := statusServer(t, facts.Nonvoter, admission.StateStaged)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
-	if _, err := waitPromotion(ctx, client.New(5*time.Second), url, "a1", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not promoted before the wait ended") {
+	if _, err := waitPromotion(ctx, client.New(5*time.Second), url, stagedDecision, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not promoted before the wait ended") {
 		t.Fatalf("a wait past its bound: %v", err)
 	}
-	if _, err := waitPromotion(context.Background(), client.New(5*time.Second), url, "zz", &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown") {
+	// Unknown to the leader and still a non-voter: nothing to settle on.
+	unknown := statusServer(t, facts.Nonvoter)
+	if _, err := waitPromotion(context.Background(), client.New(5*time.Second), unknown, stagedDecision, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown") {
 		t.Fatalf("an unknown admission: %v", err)
+	}
+}
+
+// An admission an earlier leader settled is read from the configuration.
+func TestWaitPromotionSettledByAnEarlierLeader(t *testing.T) {
+	for suffrage, want := range map[string]string{facts.Voter: admission.StatePromoted, "": admission.StateRemoved} {
+		st, err := waitPromotion(context.Background(), client.New(5*time.Second), statusServer(t, suffrage), stagedDecision, &bytes.Buffer{})
+		if err != nil || st.State != want {
+			t.Fatalf("n4 %q in the configuration: %+v, %v; want %s", suffrage, st, err, want)
+		}
 	}
 }
 
