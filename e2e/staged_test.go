@@ -305,3 +305,36 @@ func TestStagedSurvivesLeaderFailover(t *testing.T) {
 	}
 	waitVoters(t, waitLeader(t, rest...), 4)
 }
+
+// A non-voter that stalls (frozen, as during a slow snapshot install) is
+// not given up on before its deadline: it is promoted once it catches up,
+// and never removed.
+func TestStalledNonvoterPromotedWithinDeadline(t *testing.T) {
+	policies := stagedPolicies(t, 2000)
+	nodes := stagedCluster(t, policies, 40*time.Second)
+	leader := waitLeader(t, nodes...)
+	n4, d := stageNode(t, leader, policies, 40*time.Second)
+	resume := pause(t, n4)
+	eventually(t, "the promotion refused while n4 is frozen", func() (bool, string) {
+		st := getAdmission(t, leader, d.AdmissionID)
+		for _, x := range st.Decisions {
+			if x.Phase == "promote" && x.stoppedAt() == "reachability" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d decisions", len(st.Decisions))
+	})
+	time.Sleep(3 * time.Second) // a stall well past a promotion round
+	resume()
+	var st admissionStatus
+	eventually(t, "n4 promoted after the stall", func() (bool, string) {
+		st = getAdmission(t, leader, d.AdmissionID)
+		return st.State == "promoted", st.State
+	})
+	for _, x := range st.Decisions {
+		if x.Removed != nil {
+			t.Fatalf("removed before its deadline: %+v", x)
+		}
+	}
+	waitVoters(t, leader, 4)
+}
