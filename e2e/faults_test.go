@@ -128,11 +128,7 @@ func TestFaultLeaderCrashBeforeAdd(t *testing.T) {
 	live := append([]*node{back}, survivors...)
 	leader = waitLeader(t, live...)
 	waitVoters(t, leader, 3)
-	r = admit(t, via, c.candidate(), false)
-	if r.status != http.StatusOK {
-		t.Fatalf("retry with n1 back: %d %s", r.status, r.body)
-	}
-	requireAdmitted(t, r.decision)
+	admitOK(t, via, c, "retry with n1 back")
 	leader = waitLeader(t, append(live, c)...)
 	waitFSM(t, c, leader)
 	requireServers(t, waitVoters(t, leader, 4), "c4", "n1", "n2", "n3")
@@ -237,6 +233,16 @@ func TestFaultCandidateDiesBeforeAdd(t *testing.T) {
 	}
 }
 
+// admitOK asks via to admit c and requires it admitted.
+func admitOK(t *testing.T, via, c *node, what string) {
+	t.Helper()
+	r := admit(t, via, c.candidate(), false)
+	if r.status != http.StatusOK {
+		t.Fatalf("%s: %d %s", what, r.status, r.body)
+	}
+	requireAdmitted(t, r.decision)
+}
+
 // pause freezes n (SIGSTOP): its sockets accept connections but nothing
 // answers, as behind a partition. Resuming is registered as a cleanup so
 // the harness can stop it.
@@ -279,11 +285,7 @@ func TestFaultVoterPartitioned(t *testing.T) {
 		resume()
 		leader = waitLeader(t, nodes...)
 		waitVoters(t, leader, 3)
-		r = admit(t, leader, c.candidate(), false)
-		if r.status != http.StatusOK {
-			t.Fatalf("after resuming: %d %s", r.status, r.body)
-		}
-		requireAdmitted(t, r.decision)
+		admitOK(t, leader, c, "after resuming")
 		leader = waitLeader(t, append(nodes, c)...)
 		requireServers(t, mustCluster(t, leader), "c4", "n1", "n2", "n3")
 	})
