@@ -30,7 +30,9 @@ func TestFenceHoldsUntilOpened(t *testing.T) {
 	if n2.LastIndex() != 0 || n2.Initialized() {
 		t.Fatalf("fenced node has last index %d, initialized %v; want nothing", n2.LastIndex(), n2.Initialized())
 	}
-	n2.OpenFence()
+	if err := n2.OpenFence([]byte(`{"decision_id": "d1"}`)); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "n2 catching up once admitted", func() bool {
 		return n2.LastIndex() >= leader.LastIndex() && n2.ClusterID() == leader.ClusterID()
 	})
@@ -44,4 +46,20 @@ func TestFenceOpenWithState(t *testing.T) {
 		t.Fatal("a node with state is fenced after a restart")
 	}
 	eventually(t, "it leads again", again.IsLeader)
+}
+
+// An admission survives a restart that comes before the log: the fence
+// stays open. A node never admitted stays fenced across restarts.
+func TestFenceAdmissionSurvivesRestart(t *testing.T) {
+	fresh := openNode(t, fencedConfig(t, "n2"))
+	fresh = reopen(t, fresh)
+	if !fresh.Fenced() {
+		t.Fatal("a node never admitted is open after a restart")
+	}
+	if err := fresh.OpenFence([]byte(`{"decision_id": "d1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if again := reopen(t, fresh); again.Fenced() {
+		t.Fatal("an admitted node is fenced again after a restart")
+	}
 }

@@ -85,7 +85,7 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raftglue: listen %s: %w", n.cfg.RaftAddr, err)
 	}
-	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence)
+	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence || n.admitted())
 	n.addr = string(n.trans.LocalAddr())
 	r, err := raft.NewRaft(n.cfg.raftConfig(), n.fsm, wal, wal, snaps, n.trans)
 	if err != nil {
@@ -147,9 +147,30 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 	return n.EnsureClusterID(ctx)
 }
 
-// OpenFence lets raft RPCs in: a leader has admitted this node. It is a
-// no-op when the fence is already open.
-func (n *Node) OpenFence() { n.trans.open.Store(true) }
+// OpenFence lets raft RPCs in: a leader has admitted this node. The
+// admission (note, say who admitted it) is kept in the data directory
+// first, so a restart before the log arrives keeps the fence open; a wiped
+// directory loses it with everything else.
+func (n *Node) OpenFence(note []byte) error {
+	if !n.Fenced() {
+		return nil
+	}
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, admittedFile), note, 0o600); err != nil {
+		return fmt.Errorf("raftglue: recording the admission: %w", err)
+	}
+	n.trans.open.Store(true)
+	return nil
+}
+
+// admittedFile records, in the data directory, that a leader admitted
+// this node before it had any raft state.
+const admittedFile = "admitted.json"
+
+// admitted says whether a leader admitted this node in an earlier run.
+func (n *Node) admitted() bool {
+	_, err := os.Stat(filepath.Join(n.cfg.DataDir, admittedFile))
+	return err == nil
+}
 
 // Fenced says whether raft RPCs are still refused.
 func (n *Node) Fenced() bool { return !n.trans.open.Load() }

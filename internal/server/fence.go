@@ -43,7 +43,10 @@ func (s *Server) handleAdmitted(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.node.Fenced() {
-		s.node.OpenFence()
+		if err := s.node.OpenFence(body); err != nil {
+			writeError(w, err)
+			return
+		}
 		s.log.Info("admitted: accepting raft traffic", "cluster_id", a.ClusterID, "leader", a.LeaderID, "decision_id", a.DecisionID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"fenced": s.node.Fenced(), "initialized": s.node.Initialized()})
