@@ -101,9 +101,7 @@ func (p *promoter) observer(id string) func(bool) time.Duration {
 func (p *promoter) keep(staged map[string]raftglue.Stage) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, m := range []map[string]time.Time{p.since} {
-		maps.DeleteFunc(m, func(id string, _ time.Time) bool { _, ok := staged[id]; return !ok })
-	}
+	maps.DeleteFunc(p.since, func(id string, _ time.Time) bool { _, ok := staged[id]; return !ok })
 	maps.DeleteFunc(p.progress, func(id string, _ admission.StageProgress) bool { _, ok := staged[id]; return !ok })
 	maps.DeleteFunc(p.lastDeny, func(id string, _ string) bool { _, ok := staged[id]; return !ok })
 }
