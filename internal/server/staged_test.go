@@ -1,8 +1,10 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
 )
 
@@ -128,5 +131,49 @@ func TestClusterShowsStagingProgress(t *testing.T) {
 	p := view.Staging[0]
 	if !slices.Equal(view.Staged, []string{"n2"}) || p.AdmissionID != d.AdmissionID || p.Deadline.Sub(p.StagedAt) != time.Minute || p.CatchUp.LeaderLastIndex == 0 {
 		t.Fatalf("staged %v, progress %+v", view.Staged, p)
+	}
+}
+
+// Past its deadline a non-voter that was never allowed is removed, without
+// a tombstone, and the decision log says why.
+func TestUnpromotedRemovedAndLogged(t *testing.T) {
+	var buf syncBuffer
+	dl, err := decisionlog.Open(decisionlog.Config{File: "-", Stdout: &buf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := opsNode(t, "n1", true, func(c *server.Config) {
+		c.Staging = server.StagingConfig{Enabled: true, Deadline: 500 * time.Millisecond, Interval: 100 * time.Millisecond}
+		c.DecisionLog = dl
+		c.DecisionsKept = 64
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); leader.srv.RunPromoter(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	n2 := opsNode(t, "n2", false, nil)
+	d := admitDecision(t, leader, n2)
+	n2.http.Close() // never healthy again
+	waitFor(t, "the removal", func() bool { return admissionStatus(t, leader, d.AdmissionID).State == admission.StateRemoved })
+
+	if _, present, _ := leader.node.HasMember(context.Background(), "n2", ""); present {
+		t.Fatal("n2 still a member")
+	}
+	if ts := leader.node.Tombstones(); len(ts) != 0 {
+		t.Fatalf("tombstones %v: a staged removal leaves none", ts)
+	}
+	var removal map[string]any
+	sc := bufio.NewScanner(strings.NewReader(buf.String()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var ev map[string]any
+		if json.Unmarshal(sc.Bytes(), &ev) == nil && strings.Contains(fmt.Sprint(ev["result"]), "removed") {
+			removal = ev
+		}
+	}
+	if removal == nil || !strings.Contains(fmt.Sprint(removal["result"]), "not promoted within 500ms") ||
+		removal["custom"].(map[string]any)["via"] != "promotion" {
+		t.Fatalf("no logged removal that says why in:\n%s", buf.String())
 	}
 }
