@@ -31,8 +31,8 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			topo, topoErr := cl.Cluster(cmd.Context(), server)
-			return render.Status(cmd.OutOrStdout(), output, st, topo, topoErr)
+			view, topoErr := cl.Cluster(cmd.Context(), server)
+			return render.Status(cmd.OutOrStdout(), output, st, view.Topology, view.Staging, topoErr)
 		},
 	}
 	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:7400", "API URL of a node")

@@ -79,10 +79,17 @@ func (c *Client) Admission(ctx context.Context, server, id string) (*admission.S
 	return &st, c.getJSON(ctx, server, "/v1/admissions/"+url.PathEscape(id), &st)
 }
 
+// ClusterView is /v1/cluster: the topology, and the progress of the
+// staged non-voters.
+type ClusterView struct {
+	facts.Topology
+	Staging []admission.StageProgress `json:"staging"`
+}
+
 // Cluster reads a node's /v1/cluster.
-func (c *Client) Cluster(ctx context.Context, server string) (facts.Topology, error) {
-	var t facts.Topology
-	return t, c.getJSON(ctx, server, "/v1/cluster", &t)
+func (c *Client) Cluster(ctx context.Context, server string) (ClusterView, error) {
+	var v ClusterView
+	return v, c.getJSON(ctx, server, "/v1/cluster", &v)
 }
 
 func (c *Client) getJSON(ctx context.Context, server, path string, v any) error {

@@ -6,15 +6,18 @@ import (
 	"io"
 	"slices"
 	"text/tabwriter"
+	"time"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 )
 
-// Status writes a node's state and its cluster's topology. A topology that
-// could not be read is shown as such, not as an empty cluster.
-func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology, topoErr error) error {
+// Status writes a node's state, its cluster's topology and the progress of
+// the staged non-voters. A topology that could not be read is shown as
+// such, not as an empty cluster.
+func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology, staging []admission.StageProgress, topoErr error) error {
 	if format == JSON {
-		out := map[string]any{"node": st, "cluster": topo}
+		out := map[string]any{"node": st, "cluster": topo, "staging": staging}
 		if topoErr != nil {
 			out["cluster"] = nil
 			out["cluster_error"] = topoErr.Error()
@@ -49,8 +52,25 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 		return err
 	}
 	_, summary := PolicyAgreement(topo)
-	_, err := fmt.Fprintln(w, summary)
-	return err
+	if _, err := fmt.Fprintln(w, summary); err != nil {
+		return err
+	}
+	for _, p := range staging {
+		fmt.Fprintln(w, stagingLine(p))
+	}
+	return nil
+}
+
+// stagingLine is one staged non-voter's progress as the leader last saw it.
+func stagingLine(p admission.StageProgress) string {
+	line := fmt.Sprintf("staged %s (admission %s): deadline in %s", p.ID, p.AdmissionID, time.Until(p.Deadline).Round(time.Second))
+	if c := p.CatchUp; c != nil && c.Collected {
+		line += fmt.Sprintf("; lag %d entries, last contact %.0f ms, healthy %.1f s", c.Lag, c.LastContactMS, c.HealthyForMS/1000)
+	}
+	if p.Reason != "" {
+		line += "; last decision: " + p.Reason
+	}
+	return line
 }
 
 func orDash(s string) string {

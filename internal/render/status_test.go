@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 )
 
@@ -16,7 +18,10 @@ func TestStatusMarksStagedServers(t *testing.T) {
 		},
 		Staged: []string{"n4"}}
 	var buf bytes.Buffer
-	if err := Status(&buf, Table, facts.NodeState{NodeID: "n1"}, topo, nil); err != nil {
+	staging := []admission.StageProgress{{ID: "n4", AdmissionID: "a1", Deadline: time.Now().Add(time.Minute),
+		CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 3, LastContactMS: 12, HealthyForMS: 2500},
+		Reason:  "catch_up: NOT_STABLE: ..."}}
+	if err := Status(&buf, Table, facts.NodeState{NodeID: "n1"}, topo, staging, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -25,5 +30,9 @@ func TestStatusMarksStagedServers(t *testing.T) {
 	}
 	if strings.Count(out, "(staged)") != 1 {
 		t.Fatalf("want exactly one staged mark:\n%s", out)
+	}
+	if !strings.Contains(out, "staged n4 (admission a1): deadline in ") ||
+		!strings.Contains(out, "; lag 3 entries, last contact 12 ms, healthy 2.5 s; last decision: catch_up: NOT_STABLE") {
+		t.Fatalf("no progress line:\n%s", out)
 	}
 }
