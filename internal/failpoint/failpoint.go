@@ -15,8 +15,8 @@
 //
 // Points: admit/before-add (a direct voter add is decided, AddVoter not yet
 // called), admit/after-add (AddVoter returned, nobody answered yet), and
-// raftglue/before-metadata (a membership change committed, the member's
-// API URL not yet recorded).
+// raftglue/before-metadata (a membership change committed; the member's
+// metadata was recorded before it, a promotion's end of stage is not yet).
 package failpoint
 
 import (
