@@ -62,10 +62,13 @@ func stagedOpts(id, policies string, deadline time.Duration, extra ...string) op
 }
 
 // stagedCluster forms a 3-node cluster through staged joins: each node is
-// a non-voter first and is promoted by the leader.
-func stagedCluster(t *testing.T, policies string, deadline time.Duration) []*node {
+// a non-voter first and is promoted by the leader. env goes to the first
+// node, the leader.
+func stagedCluster(t *testing.T, policies string, deadline time.Duration, env ...string) []*node {
 	t.Helper()
-	boot := bootstrapNode(t, stagedOpts("n1", policies, deadline))
+	first := stagedOpts("n1", policies, deadline)
+	first.env = env
+	boot := bootstrapNode(t, first)
 	nodes := []*node{boot}
 	for _, id := range []string{"n2", "n3"} {
 		o := stagedOpts(id, policies, deadline)
@@ -337,4 +340,46 @@ func TestStalledNonvoterPromotedWithinDeadline(t *testing.T) {
 		}
 	}
 	waitVoters(t, leader, 4)
+}
+
+// The leader crashes right after a staged add commits, before it answers:
+// the stage was recorded before the raft change, so the next leader
+// carries on, refuses the promotion while a voter is down, and promotes
+// the non-voter once the old leader is back: exactly once, as a voter.
+func TestStagedLeaderCrashAfterAdd(t *testing.T) {
+	policies := stagedPolicies(t, 2000)
+	// n1 stages n2 and n3 itself, then crashes on the third staged add.
+	nodes := stagedCluster(t, policies, 2*time.Minute, "ADMITD_FAILPOINTS=admit/after-add=2*off->exit(137)")
+	n1 := nodes[0]
+	if waitLeader(t, nodes...) != n1 {
+		t.Skip("n1 lost the lead while forming the cluster; the failpoint is on n1 only")
+	}
+	n4 := startNode(t, stagedOpts("n4", policies, 2*time.Minute))
+	waitUp(t, n4)
+	c := n4.candidate()
+	r, err := runCLI("join", "--server", n1.url, "--id", c.ID, "--raft-addr", c.RaftAddr, "--api-url", c.APIURL, "--no-wait")
+	if err != nil || r.code == 0 {
+		t.Fatalf("join through a leader that crashes: %v, exit %d, want a failure", err, r.code)
+	}
+	if code := waitExit(t, n1, waitTimeout); code != 137 {
+		t.Fatalf("n1 exit %d, want 137 (the failpoint)", code)
+	}
+	rest := others(nodes, n1)
+	next := waitLeader(t, rest...)
+	eventually(t, "n4 staged under the new leader", func() (bool, string) {
+		cl, err := next.cluster()
+		if err != nil {
+			return false, err.Error()
+		}
+		return cl.suffrage("n4") == "nonvoter" && slices.Equal(cl.Staged, []string{"n4"}), fmt.Sprintf("%+v staged %v", cl.Servers, cl.Staged)
+	})
+	restartClean(t, n1)
+	eventually(t, "n4 promoted", func() (bool, string) {
+		cl, err := waitLeader(t, append(rest, n4)...).cluster()
+		if err != nil {
+			return false, err.Error()
+		}
+		return cl.suffrage("n4") == "voter" && len(cl.Staged) == 0, fmt.Sprintf("%+v staged %v", cl.Servers, cl.Staged)
+	})
+	requireServers(t, waitVoters(t, waitLeader(t, append(rest, n4)...), 4), "n1", "n2", "n3", "n4")
 }

@@ -13,8 +13,9 @@
 // A malformed entry is reported on stderr once and ignored, so the other
 // entries still apply. Every action is announced on stderr first.
 //
-// Points: admit/before-add (a direct voter add is decided, AddVoter not yet
-// called), admit/after-add (AddVoter returned, nobody answered yet), and
+// Points: admit/before-add (an add is decided, AddVoter or, staged,
+// AddNonvoter not yet called), admit/after-add (it returned, nobody
+// answered yet), and
 // raftglue/before-metadata (a membership change committed; the member's
 // metadata was recorded before it, a promotion's end of stage is not yet).
 package failpoint

@@ -12,6 +12,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/failpoint"
 	"github.com/admitd/admitd/raftglue"
 )
 
@@ -46,12 +47,14 @@ func (s *Server) stage(ctx context.Context, d *admission.Decision) error {
 		return errors.New("internal: an allowed decision without a grant")
 	}
 	d.AdmissionID = d.DecisionID
+	failpoint.Inject("admit/before-add")
 	if err := s.tellAdmitted(ctx, d); err != nil {
 		return s.refused(d, err)
 	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddNonvoter(applyCtx, grant)
+	failpoint.Inject("admit/after-add")
 	switch {
 	case err == nil:
 		return s.appliedAs(d, facts.Nonvoter, index)
