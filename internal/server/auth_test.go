@@ -19,6 +19,8 @@ var guarded = []struct{ method, path, body string }{
 	{http.MethodGet, "/v1/decisions", ""},
 	{http.MethodGet, "/v1/decisions/x", ""},
 	{http.MethodPost, "/v1/policies/reload", ""},
+	{http.MethodGet, "/v1/admissions/x", ""},
+	{http.MethodPost, server.AdmittedPath, `{"cluster_id": "c", "leader_id": "n1", "decision_id": "d"}`},
 }
 
 func TestGuardedEndpointsNeedTheToken(t *testing.T) {
