@@ -77,7 +77,7 @@ func TestTokenForwardedToLeader(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Fatalf("admission: %d %s", r.status, r.body)
 	}
-	waitFor(t, "the follower to know its leader", func() bool { return follower.node.LeaderID() == "n1" })
+	waitKnowsLeader(t, follower, "n1")
 	wantError(t, do(t, http.MethodDelete, follower.http.URL+"/v1/tombstones/n9", nil), http.StatusUnauthorized, "UNAUTHENTICATED")
 	r = mustSend(t, http.DefaultClient, http.MethodDelete, follower.http.URL+"/v1/tombstones/n9", nil, bearer(testToken))
 	if r.status != http.StatusOK || r.header.Get("X-Admitd-Forwarded-To") != "n1" {

@@ -47,6 +47,15 @@ func startNode(t *testing.T, id string, bootstrap bool) *testNode {
 	})
 }
 
+// waitKnowsLeader waits until n can forward to leader: it knows the
+// leader's id, and its API URL, which comes later, from the log.
+func waitKnowsLeader(t *testing.T, n *testNode, leader string) {
+	t.Helper()
+	waitFor(t, n.node.ID()+" to know its leader's API URL", func() bool {
+		return n.node.LeaderID() == leader && n.node.Members()[leader].APIURL != ""
+	})
+}
+
 type response struct {
 	status int
 	header http.Header

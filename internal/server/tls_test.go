@@ -48,7 +48,7 @@ func TestMutualTLSAdmission(t *testing.T) {
 
 	// The follower forwards over mTLS with the token, and the leader checks
 	// the follower's health over mTLS too: a failed check would deny.
-	waitFor(t, "n2 to know its leader", func() bool { return fresh.node.LeaderID() == "n1" })
+	waitKnowsLeader(t, fresh, "n1")
 	third := startNodeWith(t, "n3", false, nodeOpts{ca: ca, token: testToken})
 	r = mustSend(t, cl, http.MethodPost, fresh.http.URL+"/v1/admissions",
 		strings.NewReader(admissionBody(third.candidate(), true)), bearer(testToken))
