@@ -91,11 +91,7 @@ func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.De
 		if err != nil || !d.Allowed || req.DryRun {
 			return d, err
 		}
-		if s.cfg.Staging.Enabled {
-			err = s.stage(ctx, d)
-		} else {
-			err = s.apply(ctx, d)
-		}
+		err = s.apply(ctx, d)
 		if errors.Is(err, raftglue.ErrConfigChanged) {
 			s.metrics.configChange("configuration_changed")
 			s.log.Warn("configuration changed since the facts were read; collecting again",
@@ -149,69 +145,62 @@ func (s *Server) evaluate(ctx context.Context, eng *admission.Engine, doc *facts
 	return d, nil
 }
 
-// apply adds the voter for an allowed decision. On a lost leadership or a
-// timeout the change may have committed anyway: the configuration decides.
+// apply adds the candidate of an allowed decision: as a voter, or, staged,
+// as a non-voter under an admission id (the decision's own) that the
+// promoter takes from there. On a lost leadership or a timeout the change
+// may have committed anyway: the configuration decides.
 func (s *Server) apply(ctx context.Context, d *admission.Decision) error {
-	grant, ok := d.Grant()
-	if !ok {
-		return errors.New("internal: an allowed decision without a grant")
-	}
 	failpoint.Inject("admit/before-add")
 	// The facts may be seconds old: fail closed on a candidate that died.
 	if gone := s.candidateGone(ctx, d.Candidate); gone != nil {
 		if err := s.redecide(ctx, d, gone); err != nil || !d.Allowed {
 			return err
 		}
-		if grant, ok = d.Grant(); !ok {
-			return errors.New("internal: an allowed decision without a grant")
-		}
+	}
+	grant, ok := d.Grant()
+	if !ok {
+		return errors.New("internal: an allowed decision without a grant")
+	}
+	suffrage, add := facts.Voter, s.node.AddVoter
+	if s.cfg.Staging.Enabled {
+		suffrage, add = facts.Nonvoter, s.node.AddNonvoter
+		d.AdmissionID = d.DecisionID
 	}
 	if err := s.tellAdmitted(ctx, d); err != nil {
 		return s.refused(d, err)
 	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
-	index, err := s.node.AddVoter(applyCtx, grant)
+	index, err := add(applyCtx, grant)
 	failpoint.Inject("admit/after-add")
 	switch {
-	case err == nil:
-		return s.applied(d, index)
-	case errors.Is(err, raftglue.ErrMetadataNotApplied):
-		s.log.Warn("voter added, but the end of its stage was not recorded (the leader reconciles it)", "candidate", d.Candidate.ID, "error", err)
-		return s.applied(d, index)
+	case err == nil, errors.Is(err, raftglue.ErrMetadataNotApplied): // the change stands
+		return s.applied(d, suffrage, index)
 	case errors.Is(err, raftglue.ErrConfigChanged):
 		return err
 	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
-		return s.settle(ctx, d, err)
+		return s.settle(ctx, d, err, suffrage)
 	}
 	s.metrics.configChange("failed")
 	return err
 }
 
-func (s *Server) applied(d *admission.Decision, index uint64) error {
-	return s.appliedAs(d, facts.Voter, index)
-}
-
-func (s *Server) appliedAs(d *admission.Decision, suffrage string, index uint64) error {
+func (s *Server) applied(d *admission.Decision, suffrage string, index uint64) error {
 	d.Applied = &admission.Applied{Suffrage: suffrage, Index: index}
 	s.metrics.configChange("applied")
 	s.record(d, "admission")
 	return nil
 }
 
-// settle finds out whether an add that lost its leader or its deadline
-// committed, so the caller never retries a change that already happened.
-func (s *Server) settle(ctx context.Context, d *admission.Decision, cause error) error {
-	return s.settleAs(ctx, d, cause, facts.Voter)
-}
-
-// settleAs is settle for an add as want (voter or nonvoter).
-func (s *Server) settleAs(ctx context.Context, d *admission.Decision, cause error, want string) error {
+// settle finds out whether an add as want (voter or nonvoter) that lost
+// its leader or its deadline committed, so the caller never retries a
+// change that already happened.
+func (s *Server) settle(ctx context.Context, d *admission.Decision, cause error, want string) error {
 	c := d.Candidate
 	suffrage, present, err := s.node.HasMember(ctx, c.ID, c.RaftAddr)
 	if err == nil && present && suffrage == want {
 		s.log.Warn("add committed despite the error", "decision_id", d.DecisionID, "candidate", c.ID, "error", cause)
-		return s.appliedAs(d, want, 0)
+		return s.applied(d, want, 0)
 	}
 	s.metrics.configChange("leadership_lost")
 	d.Reason = fmt.Sprintf("allowed, but not applied: %v", cause)

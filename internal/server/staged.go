@@ -12,7 +12,6 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
-	"github.com/admitd/admitd/internal/failpoint"
 	"github.com/admitd/admitd/raftglue"
 )
 
@@ -37,34 +36,6 @@ func (c StagingConfig) withDefaults() StagingConfig {
 		c.Interval = time.Second
 	}
 	return c
-}
-
-// stage adds an allowed candidate as a non-voter under an admission id
-// (the decision's own id); the promoter takes it from there.
-func (s *Server) stage(ctx context.Context, d *admission.Decision) error {
-	grant, ok := d.Grant()
-	if !ok {
-		return errors.New("internal: an allowed decision without a grant")
-	}
-	d.AdmissionID = d.DecisionID
-	failpoint.Inject("admit/before-add")
-	if err := s.tellAdmitted(ctx, d); err != nil {
-		return s.refused(d, err)
-	}
-	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
-	defer cancel()
-	index, err := s.node.AddNonvoter(applyCtx, grant)
-	failpoint.Inject("admit/after-add")
-	switch {
-	case err == nil:
-		return s.appliedAs(d, facts.Nonvoter, index)
-	case errors.Is(err, raftglue.ErrConfigChanged):
-		return err
-	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
-		return s.settleAs(ctx, d, err, facts.Nonvoter)
-	}
-	s.metrics.configChange("failed")
-	return err
 }
 
 // promoter is the leader's memory of the staged non-voters: for how long
