@@ -25,13 +25,8 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: this node runs with --mode dry-run and never changes membership", ErrDryRunMode))
 		return
 	}
-	if !s.node.IsLeader() {
-		s.forwardOnce(w, r, nil)
-		return
-	}
-	id := r.PathValue("id")
-	if err := facts.ValidateID(id); err != nil {
-		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
+	id, ok := s.leaderTarget(w, r)
+	if !ok {
 		return
 	}
 	if id == s.node.ID() {
@@ -78,13 +73,8 @@ func hasServer(cc facts.ClusterConfig, id string) bool {
 
 // handleClearTombstone lets a removed id be admitted again.
 func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
-	if !s.node.IsLeader() {
-		s.forwardOnce(w, r, nil)
-		return
-	}
-	id := r.PathValue("id")
-	if err := facts.ValidateID(id); err != nil {
-		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
+	id, ok := s.leaderTarget(w, r)
+	if !ok {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ApplyTimeout)
@@ -95,6 +85,21 @@ func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("tombstone cleared", "id", id)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "tombstoned": false})
+}
+
+// leaderTarget reads the server id in the path on the leader; a follower
+// forwards the request instead. ok is false when the answer is written.
+func (s *Server) leaderTarget(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !s.node.IsLeader() {
+		s.forwardOnce(w, r, nil)
+		return "", false
+	}
+	id := r.PathValue("id")
+	if err := facts.ValidateID(id); err != nil {
+		writeError(w, fmt.Errorf("%w: id: %v", ErrBadRequest, err))
+		return "", false
+	}
+	return id, true
 }
 
 // forwardOnce forwards to the leader unless the request was already
