@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,16 +35,6 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func opsFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func copyShipped(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -66,7 +55,7 @@ func runDaemon(t *testing.T, ops OpsConfig, policies string) (string, *lockedBuf
 	t.Helper()
 	logs := &lockedBuffer{}
 	cfg := Config{
-		ID: "n1", RaftAddr: opsFreeAddr(t), HTTPAddr: opsFreeAddr(t), DataDir: t.TempDir(),
+		ID: "n1", RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(),
 		Policies: policies, Bootstrap: true, Ops: ops,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 	}
