@@ -27,9 +27,7 @@ type Engine struct {
 	compiler  *ast.Compiler
 	store     storage.Store
 	caps      *ast.Capabilities
-	files     map[string][]byte
 	stages    []string // the admit pipeline's order
-	present   map[string]bool
 	permanent map[string]bool
 	ext       *extensions // enforcement, mask, site facts, explain (enforce.go)
 

@@ -77,7 +77,6 @@ func Load(ctx context.Context, src Source) (*Engine, error) {
 		compiler: compiler,
 		store:    store,
 		caps:     caps,
-		files:    files,
 	}
 	if err := e.prepare(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
@@ -195,7 +194,6 @@ func (e *Engine) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.present = admit.present
 	e.pipelines = map[string]*pipeline{facts.PhaseAdmit: admit}
 	return e.preparePromote(ctx)
 }

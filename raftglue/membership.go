@@ -29,6 +29,11 @@ func (n *Node) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) 
 		return 0, ErrNotGranted
 	}
 	c := g.Candidate()
+	// A staged member becomes a voter only through the promote phase, so
+	// an admit grant cannot skip its catch-up.
+	if _, staged := n.fsm.staged()[c.ID]; staged != (g.Phase() == facts.PhasePromote) {
+		return 0, fmt.Errorf("%w: a %s grant for %s, which is staged: %v", ErrNotGranted, g.Phase(), c.ID, staged)
+	}
 	return n.addVoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
 }
 

@@ -196,7 +196,11 @@ func (s *Server) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
 // promote makes an allowed non-voter a voter with the facts' configuration
 // index; a failure is recorded and the next round tries on fresh facts.
 func (s *Server) promote(ctx context.Context, d *admission.Decision) {
-	grant, _ := d.Grant()
+	grant, ok := d.Grant()
+	if !ok {
+		s.log.Error("internal: an allowed promotion without a grant", "candidate", d.Candidate.ID)
+		return
+	}
 	applyCtx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	index, err := s.node.AddVoter(applyCtx, grant)

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/raftglue"
 )
 
 // stagingLeader is a bootstrapped node that stages candidates and runs its
@@ -175,5 +178,49 @@ func TestUnpromotedRemovedAndLogged(t *testing.T) {
 	if removal == nil || !strings.Contains(fmt.Sprint(removal["result"]), "not promoted within 500ms") ||
 		removal["custom"].(map[string]any)["via"] != "promotion" {
 		t.Fatalf("no logged removal that says why in:\n%s", buf.String())
+	}
+}
+
+// grantFor evaluates a shipped scenario with the shipped policies and
+// returns its grant.
+func grantFor(t *testing.T, scenario string) admission.Grant {
+	t.Helper()
+	raw, err := os.ReadFile("../../testdata/scenarios/" + scenario + "/facts.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := facts.DecodeBytes(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := admission.NewInput(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := loadEngine(t).Evaluate(context.Background(), in).Grant()
+	if !ok {
+		t.Fatalf("%s: no grant", scenario)
+	}
+	return g
+}
+
+// raftglue takes a promote grant only for a staged member, and an admit
+// grant never for one: a staged candidate cannot skip its catch-up.
+func TestGrantPhaseMustMatchStage(t *testing.T) {
+	leader := stagingLeader(t, server.StagingConfig{Enabled: true, Deadline: time.Minute, Interval: time.Hour})
+	ctx := context.Background()
+	promote, admit := grantFor(t, "allow-promote-caught-up"), grantFor(t, "allow-1-to-2")
+	if _, err := leader.node.AddVoter(ctx, promote); !errors.Is(err, raftglue.ErrNotGranted) {
+		t.Fatalf("a promote grant for n4, not staged: %v, want ErrNotGranted", err)
+	}
+	n4 := opsNode(t, "n4", false, nil)
+	if d := admitDecision(t, leader, n4); d.Applied == nil || d.Applied.Suffrage != facts.Nonvoter {
+		t.Fatalf("n4 not staged: %+v", d)
+	}
+	if _, err := leader.node.AddVoter(ctx, admit); !errors.Is(err, raftglue.ErrNotGranted) {
+		t.Fatalf("an admit grant for staged n4: %v, want ErrNotGranted", err)
+	}
+	if s, _, _ := leader.node.HasMember(ctx, "n4", ""); s != facts.Nonvoter {
+		t.Fatalf("n4 is %q, want still a non-voter", s)
 	}
 }
