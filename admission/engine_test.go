@@ -301,17 +301,20 @@ func TestConcurrentEvaluations(t *testing.T) {
 // candidate whose facts were not collected: the grant needs them.
 func TestNoAllowOnUncollectedFactsWhateverThePolicies(t *testing.T) {
 	dir := copyPolicies(t)
-	for _, name := range []string{"reachability", "init_state", "topology"} {
+	for _, name := range []string{"reachability", "init_state", "catch_up", "topology"} {
 		writeFile(t, dir, name+".rego", "package admitd.stages."+name+"\n\nallow := true\n")
 		_ = os.Remove(filepath.Join(dir, name+"_test.rego"))
 	}
-	for _, scenario := range []string{"deny-reachability-not-collected", "deny-init-state-missing", "deny-init-state-not-collected", "deny-topology-not-collected"} {
+	for _, scenario := range []string{"deny-reachability-not-collected", "deny-init-state-missing", "deny-init-state-not-collected",
+		"deny-topology-not-collected", "deny-promote-catch-up-missing", "deny-promote-catch-up-not-collected"} {
 		d := evalWith(t, dir, scenario)
 		if _, ok := d.Grant(); d.Allowed || ok || !strings.Contains(d.Reason, "was not collected") {
 			t.Errorf("%s: allowed=%v reason=%q", scenario, d.Allowed, d.Reason)
 		}
 	}
-	if d := evalWith(t, dir, "allow-2-to-3"); !d.Allowed {
-		t.Fatalf("complete facts under a permissive set: %s", d.Reason)
+	for _, scenario := range []string{"allow-2-to-3", "allow-promote-caught-up"} {
+		if d := evalWith(t, dir, scenario); !d.Allowed {
+			t.Fatalf("%s: complete facts under a permissive set: %s", scenario, d.Reason)
+		}
 	}
 }

@@ -246,11 +246,11 @@ test_allow_requires_proof_without_deny_rules if {
 		with_catch_up({"last_contact_ms": 201}),
 		with_catch_up({"healthy_for_ms": 9999}),
 	] {
-		not data.admitd.stages.catch_up.allow with input as facts
+		data.admitd.stages.catch_up.allow == false with input as facts
 			with data.admitd.settings.catch_up as fixtures.catch_up_settings
 			with data.admitd.stages.catch_up.deny as set()
 	}
-	not data.admitd.stages.catch_up.allow with input as fixtures.promote
+	data.admitd.stages.catch_up.allow == false with input as fixtures.promote
 		with data.admitd.settings.catch_up as settings_with({"max_lag_entries": "250"})
 		with data.admitd.stages.catch_up.deny as set()
 }

@@ -285,7 +285,7 @@ test_allow_requires_proof_without_deny_rules if {
 		tls_facts(["spiffe://d/admitd/n5"], ["n5"]),
 		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": false}]),
 	] {
-		not data.admitd.stages.init_state.allow with input as facts
+		data.admitd.stages.init_state.allow == false with input as facts
 			with data.admitd.stages.init_state.deny as set()
 	}
 }

@@ -47,8 +47,8 @@ test_every_promote_stage_fails_closed_on_empty_facts if {
 # Each phase's facts fail the other phase's pipeline: admission facts have
 # no catch_up, and a staged candidate is a duplicate of itself if admitted.
 test_phases_do_not_mix if {
-	not data.admitd.stages.catch_up.allow with input as fixtures.good
-	not data.admitd.stages.topology.allow with input as fixtures.patched("/topology", fixtures.promote.topology)
+	data.admitd.stages.catch_up.allow == false with input as fixtures.good
+	data.admitd.stages.topology.allow == false with input as fixtures.patched("/topology", fixtures.promote.topology)
 }
 
 # Permanent codes are the identity and init-state denies only: an

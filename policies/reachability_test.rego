@@ -200,7 +200,7 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.patched("/reachability/api/status", "200"),
 		fixtures.patched("/candidate/api_url", ""),
 	] {
-		not data.admitd.stages.reachability.allow with input as facts
+		data.admitd.stages.reachability.allow == false with input as facts
 			with data.admitd.stages.reachability.deny as set()
 	}
 }

@@ -534,7 +534,7 @@ test_allow_requires_proof_without_deny_rules if {
 		promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4]),
 		promote_with_servers([voter("n1", true), voter("n2", false), staged_n4]),
 	] {
-		not data.admitd.stages.topology.allow with input as facts
+		data.admitd.stages.topology.allow == false with input as facts
 			with data.admitd.stages.topology.deny as set()
 	}
 }
