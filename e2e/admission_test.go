@@ -341,11 +341,12 @@ func TestLeaderCrashFourNodesAdmits(t *testing.T) {
 	t.Parallel()
 	nodes := newCluster(t, "n1", "n2", "n3", "n4")
 	old := waitLeader(t, nodes...)
+	oldTerm := mustState(t, old).Term
 	kill(t, old)
 	survivors := others(nodes, old)
 	leader := waitLeader(t, survivors...)
-	if leader.id == old.id {
-		t.Fatalf("leader is still %s", old.id)
+	if term := mustState(t, leader).Term; term <= oldTerm {
+		t.Fatalf("new leader %s in term %d, not after the old term %d", leader.id, term, oldTerm)
 	}
 	waitHealthy(t, leader, 3)
 	c := freshNode(t, "c5")

@@ -114,7 +114,7 @@ func getAdmission(t *testing.T, n *node, id string) admissionStatus {
 func fill(t *testing.T, leader *node, entries int) uint64 {
 	t.Helper()
 	body := fmt.Sprintf(`{"entries": %d, "value_bytes": 128, "snapshot": true}`, entries)
-	resp, err := http.Post(leader.url+"/v1/debug/fill", "application/json", strings.NewReader(body))
+	resp, err := httpClient.Post(leader.url+"/v1/debug/fill", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +129,11 @@ func fill(t *testing.T, leader *node, entries int) uint64 {
 	return out.LastIndex
 }
 
-// watchVoters polls the leader's configuration until stop is closed and
-// reports the most voters seen while id was not yet a voter.
+// watchVoters polls the leader's configuration until stop is closed (or
+// the test ends) and reports the most voters seen while id was not yet a
+// voter.
 func watchVoters(t *testing.T, leader *node, id string, stop <-chan struct{}) func() (maxBefore int, sawNonvoter bool) {
+	ended := t.Context().Done()
 	var mu sync.Mutex
 	var maxBefore int
 	var sawNonvoter bool
@@ -141,6 +143,8 @@ func watchVoters(t *testing.T, leader *node, id string, stop <-chan struct{}) fu
 		for {
 			select {
 			case <-stop:
+				return
+			case <-ended:
 				return
 			case <-time.After(pollInterval):
 			}

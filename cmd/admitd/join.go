@@ -70,6 +70,11 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if err != nil {
 		return err
 	}
+	if d.Allowed && d.Applied == nil && !f.req.DryRun {
+		// The cluster decided in dry-run mode (or did not apply): no join.
+		_ = render.Decision(cmd.OutOrStdout(), f.output, d)
+		return fmt.Errorf("%s was allowed but not added (%s): the cluster did not change", d.Candidate.ID, notAppliedWhy(d))
+	}
 	if !staged(d) || f.noWait || f.req.DryRun {
 		return show(cmd, f.output, d)
 	}
@@ -88,6 +93,13 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 		return err
 	}
 	return &exitCode{code: exitDenied}
+}
+
+func notAppliedWhy(d *admission.Decision) string {
+	if !d.Enforced {
+		return "the server runs in dry-run mode"
+	}
+	return d.Reason
 }
 
 // show prints a decision; a deny exits 3.

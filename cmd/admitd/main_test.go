@@ -18,6 +18,14 @@ func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
 	return code, out.String(), errOut.String()
 }
 
+// serveArgs is `serve` with flags on free ports and a temporary data dir,
+// so a usage test that wrongly got through would not touch the defaults.
+func serveArgs(t *testing.T, flags ...string) []string {
+	dir := t.TempDir()
+	return append([]string{"serve", "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+		"--data-dir", dir, "--join-timeout", "1s"}, flags...)
+}
+
 func TestEvalExitCodes(t *testing.T) {
 	cases := []struct {
 		name string
@@ -113,7 +121,7 @@ func TestJoinAndStatusUsage(t *testing.T) {
 		{"join", "--server", "ftp://x", "--id", "n4", "--raft-addr", "127.0.0.1:1", "--api-url", "http://127.0.0.1:2"},
 		{"join", "--server", "http://127.0.0.1:1", "--id", "", "--raft-addr", "127.0.0.1:1", "--api-url", "http://127.0.0.1:2"},
 		{"status", "--server", ""},
-		{"serve", "--bootstrap", "--join", "http://127.0.0.1:1"},
+		serveArgs(t, "--bootstrap", "--join", "http://127.0.0.1:1"),
 	} {
 		if code, _, errOut := runCmd(t, "", args...); code != exitUsage {
 			t.Errorf("%v: exit %d, want %d (%s)", args, code, exitUsage, errOut)

@@ -28,9 +28,9 @@ func TestEvalExplain(t *testing.T) {
 
 func TestServeOpsFlagsUsage(t *testing.T) {
 	for name, args := range map[string][]string{
-		"bad mode":             {"serve", "--mode", "audit"},
-		"mask outside input":   {"serve", "--decision-log", "-", "--decision-log-mask", "/labels/id"},
-		"mask without the log": {"serve", "--decision-log-mask", "/input/site/token"},
+		"bad mode":             serveArgs(t, "--mode", "audit"),
+		"mask outside input":   serveArgs(t, "--decision-log", "-", "--decision-log-mask", "/labels/id"),
+		"mask without the log": serveArgs(t, "--decision-log-mask", "/input/site/token"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			if code, _, errOut := runCmd(t, "", args...); code != exitUsage {

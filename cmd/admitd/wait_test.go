@@ -96,3 +96,31 @@ func TestShowProgressOnATerminal(t *testing.T) {
 		t.Fatalf("progress line %q", out)
 	}
 }
+
+// answering serves POST /v1/admissions with a fixed status and body.
+func answering(t *testing.T, status int, body string) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// A join that was not carried out is not a success: an allow from a
+// cluster in dry-run mode exits 1, and so does a 403 that is no decision.
+func TestJoinNotAppliedIsError(t *testing.T) {
+	dry := `{"decision_id": "d1", "allowed": true, "enforced": false, "applied": null, "candidate": {"id": "n4"}}`
+	proxy := `{"error": {"code": "FORBIDDEN", "message": "by a proxy"}}`
+	for name, url := range map[string]string{
+		"dry-run cluster":  answering(t, http.StatusOK, dry),
+		"403 from a proxy": answering(t, http.StatusForbidden, proxy),
+	} {
+		code, _, errOut := runCmd(t, "", "join", "--server", url, "--id", "n4",
+			"--raft-addr", "127.0.0.1:2", "--api-url", "http://127.0.0.1:3", "--timeout", "2s")
+		if code != exitError || errOut == "" {
+			t.Errorf("%s: exit %d (%s), want %d", name, code, errOut, exitError)
+		}
+	}
+}

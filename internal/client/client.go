@@ -60,9 +60,15 @@ func (c *Client) Admit(ctx context.Context, server string, req AdmitRequest) (*a
 	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusForbidden {
 		return nil, readError(resp)
 	}
-	var d admission.Decision
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(&d); err != nil {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
 		return nil, fmt.Errorf("reading the decision: %v", err)
+	}
+	var d admission.Decision
+	// A 403 from something in front of admitd (a proxy, an authz layer) is
+	// not a decision: without a decision id it is an error, not a deny.
+	if err := json.Unmarshal(raw, &d); err != nil || d.DecisionID == "" {
+		return nil, &StatusError{Status: resp.StatusCode, Code: "NOT_A_DECISION", Message: strings.TrimSpace(string(raw[:min(len(raw), 512)]))}
 	}
 	return &d, nil
 }

@@ -78,6 +78,10 @@ func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url stri
 		}
 		return false, fmt.Errorf("%w: %s (decision %s)", ErrJoinRefused, d.Reason, d.DecisionID)
 	}
+	if d.Allowed && !d.Enforced {
+		log.Warn("join allowed but not applied: the cluster runs in dry-run mode; retrying", "server", url, "decision_id", d.DecisionID)
+		return false, nil
+	}
 	log.Warn("join denied for now", "server", url, "decision_id", d.DecisionID, "reason", d.Reason)
 	return false, nil
 }

@@ -143,8 +143,20 @@ func TestReloadRacesWithEvaluations(t *testing.T) {
 	}
 	body := facts23(t)
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	halt := func() { stopOnce.Do(func() { close(stop) }) }
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer halt()
 	errs := make(chan string, 100)
+	// A full channel drops a report rather than block a worker: the first
+	// hundred say enough.
+	report := func(m string) {
+		select {
+		case errs <- m:
+		default:
+		}
+	}
 	seen := sync.Map{}
 	for i := 0; i < 6; i++ {
 		wg.Add(1)
@@ -158,7 +170,7 @@ func TestReloadRacesWithEvaluations(t *testing.T) {
 				}
 				resp, err := http.Post(n.http.URL+"/v1/evaluate", "application/json", strings.NewReader(body))
 				if err != nil {
-					errs <- err.Error()
+					report(err.Error())
 					return
 				}
 				var d admission.Decision
@@ -166,11 +178,11 @@ func TestReloadRacesWithEvaluations(t *testing.T) {
 				resp.Body.Close()
 				switch {
 				case err != nil || resp.StatusCode != http.StatusOK:
-					errs <- fmt.Sprintf("status %d, %v", resp.StatusCode, err)
+					report(fmt.Sprintf("status %d, %v", resp.StatusCode, err))
 				case d.PolicyRevision != revA && d.PolicyRevision != revB:
-					errs <- "unknown revision " + d.PolicyRevision
+					report("unknown revision " + d.PolicyRevision)
 				case !d.Allowed:
-					errs <- "denied during a reload: " + d.Reason
+					report("denied during a reload: " + d.Reason)
 				}
 				seen.Store(d.PolicyRevision, true)
 			}
@@ -189,7 +201,7 @@ func TestReloadRacesWithEvaluations(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(stop)
+	halt()
 	wg.Wait()
 	close(errs)
 	for e := range errs {

@@ -160,8 +160,8 @@ func TestUnpromotedRemovedAndLogged(t *testing.T) {
 	n2.http.Close() // never healthy again
 	waitFor(t, "the removal", func() bool { return admissionStatus(t, leader, d.AdmissionID).State == admission.StateRemoved })
 
-	if _, present, _ := leader.node.HasMember(context.Background(), "n2", ""); present {
-		t.Fatal("n2 still a member")
+	if _, present, err := leader.node.HasMember(context.Background(), "n2", ""); err != nil || present {
+		t.Fatalf("n2 still a member (%v)", err)
 	}
 	if ts := leader.node.Tombstones(); len(ts) != 0 {
 		t.Fatalf("tombstones %v: a staged removal leaves none", ts)
@@ -220,7 +220,7 @@ func TestGrantPhaseMustMatchStage(t *testing.T) {
 	if _, err := leader.node.AddVoter(ctx, admit); !errors.Is(err, raftglue.ErrNotGranted) {
 		t.Fatalf("an admit grant for staged n4: %v, want ErrNotGranted", err)
 	}
-	if s, _, _ := leader.node.HasMember(ctx, "n4", ""); s != facts.Nonvoter {
-		t.Fatalf("n4 is %q, want still a non-voter", s)
+	if s, _, err := leader.node.HasMember(ctx, "n4", ""); err != nil || s != facts.Nonvoter {
+		t.Fatalf("n4 is %q (%v), want still a non-voter", s, err)
 	}
 }
