@@ -2,6 +2,7 @@ package facts
 
 import (
 	"context"
+	"errors"
 	"net"
 	"slices"
 	"sync"
@@ -69,6 +70,17 @@ func probeRaft(ctx context.Context, addr string, attempts int, dialTimeout time.
 	p.OK = p.Successes >= 1
 	p.RTTMS = Ms(median(ok))
 	return p
+}
+
+// RaftAnswers makes one TCP handshake to addr under cfg's dial timeout, the
+// same probe as the reachability collector's, for a last check right
+// before a membership change.
+func RaftAnswers(ctx context.Context, cfg CollectConfig, addr string) error {
+	cfg = cfg.withDefaults()
+	if p := probeRaft(ctx, addr, 1, cfg.DialTimeout); !p.OK {
+		return errors.New(p.Error)
+	}
+	return nil
 }
 
 // median of the successful handshakes: one slow SYN does not skew it.

@@ -131,7 +131,11 @@ type MaskFunc func(ctx context.Context, event any) ([]admission.MaskOp, error)
 //	labels {id, node_id, version, mode}, bundles {admitd: {revision}},
 //	requested_by, custom {admitd-specific fields}
 func Event(d *admission.Decision, info Info) (map[string]any, error) {
-	result, err := decode(mustMarshal(d))
+	// The result is the decision without its facts, which are the input:
+	// encode a shallow copy without them rather than the facts twice.
+	bare := *d
+	bare.Facts = nil
+	result, err := decode(mustMarshal(&bare))
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"slices"
 
@@ -221,17 +220,7 @@ func mustJSON(v any) []byte {
 // the add: facts can be seconds old, and adding a voter that is already
 // dead costs the cluster a vote it cannot get back without an operator.
 func (s *Server) candidateGone(ctx context.Context, c facts.Candidate) error {
-	timeout := s.cfg.Collect.DialTimeout
-	if timeout <= 0 {
-		timeout = facts.DefaultDialTimeout
-	}
-	d := net.Dialer{Timeout: timeout}
-	conn, err := d.DialContext(ctx, "tcp", c.RaftAddr)
-	if err != nil {
-		return err
-	}
-	conn.Close()
-	return nil
+	return facts.RaftAnswers(ctx, s.cfg.Collect, c.RaftAddr)
 }
 
 // redecide replaces d, an allow whose candidate stopped answering before
