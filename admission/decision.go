@@ -73,6 +73,16 @@ type Decision struct {
 	grant *Grant
 }
 
+// StoppedStage is the stage that ended the evaluation, nil if none did.
+func (d *Decision) StoppedStage() *StageResult {
+	for i := range d.Stages {
+		if d.Stages[i].Name == d.StoppedAt {
+			return &d.Stages[i]
+		}
+	}
+	return nil
+}
+
 // Grant is the proof that the policies allowed a candidate. Its fields are
 // unexported and only Evaluate creates one, so code outside this package
 // cannot fabricate permission to change membership.

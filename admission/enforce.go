@@ -121,12 +121,7 @@ func (e *Engine) enforce(r StageResult) StageResult {
 	warn := make([]Violation, 0, len(r.Warn)+len(r.Deny))
 	warn = append(warn, r.Warn...)
 	warn = append(warn, r.Deny...)
-	sort.SliceStable(warn, func(i, j int) bool {
-		if warn[i].Code != warn[j].Code {
-			return warn[i].Code < warn[j].Code
-		}
-		return warn[i].Message < warn[j].Message
-	})
+	sortViolations(warn)
 	r.Warn, r.Deny, r.Outcome = warn, []Violation{}, OutcomeAllow
 	return r
 }

@@ -3,13 +3,13 @@
 package admission
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -197,33 +197,22 @@ func uncollected(doc *facts.Document, phase string) string {
 }
 
 func denyReason(d *Decision) string {
-	for _, s := range d.Stages {
-		if s.Name != d.StoppedAt {
-			continue
-		}
-		msgs := make([]string, 0, len(s.Deny))
-		for _, v := range s.Deny {
-			msgs = append(msgs, v.Code+": "+v.Message)
-		}
-		return s.Name + ": " + strings.Join(msgs, "; ")
+	s := d.StoppedStage()
+	if s == nil {
+		return "no stage allowed the candidate"
 	}
-	return "no stage allowed the candidate"
+	msgs := make([]string, 0, len(s.Deny))
+	for _, v := range s.Deny {
+		msgs = append(msgs, v.Code+": "+v.Message)
+	}
+	return s.Name + ": " + strings.Join(msgs, "; ")
 }
 
 // isPermanent says whether any deny is one the policies mark as unable to
 // change by waiting (such as an initialized candidate).
 func (e *Engine) isPermanent(d *Decision) bool {
-	for _, s := range d.Stages {
-		if s.Name != d.StoppedAt {
-			continue
-		}
-		for _, v := range s.Deny {
-			if e.permanent[v.Code] {
-				return true
-			}
-		}
-	}
-	return false
+	s := d.StoppedStage()
+	return s != nil && slices.ContainsFunc(s.Deny, func(v Violation) bool { return e.permanent[v.Code] })
 }
 
 // evalStage evaluates one stage alone; every anomaly is a STAGE_ERROR.
@@ -319,13 +308,15 @@ func violations(v any) ([]Violation, error) {
 		}
 		out = append(out, Violation{Code: code, Message: msg})
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Code != out[j].Code {
-			return out[i].Code < out[j].Code
-		}
-		return out[i].Message < out[j].Message
-	})
+	sortViolations(out)
 	return out, nil
+}
+
+// sortViolations orders violations by code, then message.
+func sortViolations(vs []Violation) {
+	slices.SortStableFunc(vs, func(a, b Violation) int {
+		return cmp.Or(cmp.Compare(a.Code, b.Code), cmp.Compare(a.Message, b.Message))
+	})
 }
 
 // NewID returns a random 128-bit hex id.

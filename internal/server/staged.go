@@ -248,11 +248,9 @@ func (s *Server) expire(ctx context.Context, d *admission.Decision) {
 // codes, not the message, whose figures change every round.
 func denySignature(d *admission.Decision) string {
 	sig := d.StoppedAt
-	for _, st := range d.Stages {
-		if st.Name == d.StoppedAt {
-			for _, v := range st.Deny {
-				sig += " " + v.Code
-			}
+	if st := d.StoppedStage(); st != nil {
+		for _, v := range st.Deny {
+			sig += " " + v.Code
 		}
 	}
 	if strings.HasPrefix(d.Reason, "not promoted within") {
