@@ -213,6 +213,10 @@ var ErrTestsFailed = errors.New("policy tests failed")
 // LoadWith loads a set like Load, then optionally runs its tests, and
 // attaches site facts, all before the engine is returned and shared.
 func LoadWith(ctx context.Context, src Source, opts Options) (*Engine, error) {
+	src, _, err := snapshot(src) // the tests run on the very files loaded
+	if err != nil {
+		return nil, err
+	}
 	e, err := Load(ctx, src)
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"testing/fstest"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/loader"
@@ -59,9 +60,9 @@ func isTest(p string) bool { return strings.HasSuffix(p, "_test.rego") }
 // query once. It refuses sets that do not compile or whose pipeline is not
 // usable, so nothing is ever evaluated on a broken set.
 func Load(ctx context.Context, src Source) (*Engine, error) {
-	files, err := readFiles(src.FS)
+	src, files, err := snapshot(src)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
+		return nil, err
 	}
 	caps, err := capabilities(files, src)
 	if err != nil {
@@ -85,6 +86,22 @@ func Load(ctx context.Context, src Source) (*Engine, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
 	}
 	return e, nil
+}
+
+// snapshot reads a set's policy files once and returns a source over that
+// copy, so the revision, the compiled modules and the tests all come from
+// the same bytes even while the files change on disk (a reload).
+func snapshot(src Source) (Source, map[string][]byte, error) {
+	files, err := readFiles(src.FS)
+	if err != nil {
+		return src, nil, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
+	}
+	mfs := fstest.MapFS{}
+	for p, b := range files {
+		mfs[p] = &fstest.MapFile{Data: b, Mode: 0o644}
+	}
+	src.FS = mfs
+	return src, files, nil
 }
 
 // readFiles returns every policy file's bytes by slash path.

@@ -34,9 +34,9 @@ const DefaultTestTimeout = 5 * time.Second
 func RunTests(ctx context.Context, src Source) (TestReport, error) {
 	start := time.Now()
 	var rep TestReport
-	files, err := readFiles(src.FS)
+	src, files, err := snapshot(src)
 	if err != nil {
-		return rep, fmt.Errorf("%w: %s: %v", ErrLoad, src.Name, err)
+		return rep, err
 	}
 	caps, err := capabilities(files, src)
 	if err != nil {
