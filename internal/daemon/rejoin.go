@@ -31,11 +31,34 @@ func checkJoinTarget(ctx context.Context, cfg Config, node *raftglue.Node) error
 			return fmt.Errorf("%w: this node has state of cluster %s, but %s serves cluster %s; wipe its data directory to join as a new node",
 				ErrJoinRefused, ours, url, st.ClusterID)
 		}
-		log.Info("existing raft state found; restarting as a member of the cluster it was asked to join", "cluster_id", ours)
+		if ours == "" && !listed(ctx, cfg, url, node) {
+			// State without a cluster id (a bootstrap that crashed early) is
+			// its own cluster unless the target lists this node.
+			return fmt.Errorf("%w: this node has raft state but no cluster id, and %s does not list it as a member; wipe its data directory to join as a new node",
+				ErrJoinRefused, url)
+		}
+		log.Info("existing raft state found; restarting as a member of the cluster it was asked to join", "cluster_id", st.ClusterID)
 		return nil
 	}
 	log.Warn("existing raft state found; the join target could not be asked, restarting as a member of its own cluster", "cluster_id", ours)
 	return nil
+}
+
+// listed says whether the cluster behind url has this node, by id and raft
+// address, in its configuration.
+func listed(ctx context.Context, cfg Config, url string, node *raftglue.Node) bool {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	view, err := joinClient(cfg).Cluster(ctx, url)
+	if err != nil {
+		return false
+	}
+	for _, s := range view.Servers {
+		if s.ID == node.ID() && s.Address == node.Addr() {
+			return true
+		}
+	}
+	return false
 }
 
 // replayedClusterID waits, bounded, for the FSM to replay the cluster id.
