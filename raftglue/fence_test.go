@@ -23,7 +23,7 @@ func TestFenceHoldsUntilOpened(t *testing.T) {
 		t.Fatal("a node without state starts unfenced")
 	}
 	// A non-voter does not hold up the commit of its own addition.
-	if _, err := leader.addNonvoter(testCtx(t), "n2", n2.Addr(), n2.APIURL(), mustConfig(t, leader).Index); err != nil {
+	if _, err := leader.stageNonvoter(testCtx(t), candidateOf(n2), "adm", mustConfig(t, leader).Index); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // several heartbeats and append attempts

@@ -61,10 +61,6 @@ func (n *Node) addVoter(ctx context.Context, id, addr, apiURL string, prevIndex 
 	return n.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, n.raft.AddVoter)
 }
 
-func (n *Node) addNonvoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
-	return n.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, n.raft.AddNonvoter)
-}
-
 type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture
 
 // addServer records reg (the member's API URL, and its stage for a staged

@@ -81,7 +81,7 @@ func TestClusterConfig(t *testing.T) {
 	}
 	n4 := openNode(t, testConfig(t, "n4"))
 	cc := mustConfig(t, leader)
-	index, err := leader.addNonvoter(testCtx(t), "n4", n4.Addr(), n4.APIURL(), cc.Index)
+	index, err := leader.stageNonvoter(testCtx(t), candidateOf(n4), "adm", cc.Index)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -360,14 +360,6 @@ func (n *Node) LeaderAddr() string {
 	return string(addr)
 }
 
-// WaitForLeader blocks until some leader is known and returns its id.
-func (n *Node) WaitForLeader(ctx context.Context) (string, error) {
-	if err := waitFor(ctx, func() bool { return n.LeaderID() != "" }); err != nil {
-		return "", err
-	}
-	return n.LeaderID(), nil
-}
-
 // Members is the replicated id -> member metadata map (a copy).
 func (n *Node) Members() map[string]Member { return n.fsm.members() }
 

@@ -10,7 +10,6 @@ import (
 // depends on stays visible and small.
 type RaftAPI interface {
 	State() raft.RaftState
-	Leader() raft.ServerAddress
 	LeaderWithID() (raft.ServerAddress, raft.ServerID)
 	GetConfiguration() raft.ConfigurationFuture
 	BootstrapCluster(raft.Configuration) raft.Future

@@ -58,7 +58,7 @@ func (s *Server) handleAdmissions(w http.ResponseWriter, r *http.Request) {
 		body = mustJSON(req)
 	}
 	if !s.node.IsLeader() {
-		s.forwardOnce(w, r, body)
+		s.forward(w, r, body)
 		return
 	}
 	d, err := s.Admit(r.Context(), req)
@@ -81,10 +81,13 @@ func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.De
 	if s.cfg.DryRun {
 		req.DryRun = true
 	}
+	s.admitMu.Lock() // a promotion round may hold it; the budget starts after
+	defer s.admitMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.AdmitTimeout)
 	defer cancel()
-	s.admitMu.Lock()
-	defer s.admitMu.Unlock()
 	for attempt := 1; attempt <= s.cfg.MaxAttempts; attempt++ {
 		d, err := s.decide(ctx, req)
 		if err != nil || !d.Allowed || req.DryRun {
@@ -196,7 +199,12 @@ func (s *Server) applied(d *admission.Decision, suffrage string, index uint64) e
 // change that already happened.
 func (s *Server) settle(ctx context.Context, d *admission.Decision, cause error, want string) error {
 	c := d.Candidate
-	suffrage, present, err := s.node.HasMember(ctx, c.ID, c.RaftAddr)
+	// Only the leader, after a barrier, reads committed membership; a
+	// deposed leader's view may hold the add the new leader drops.
+	suffrage, present, err := "", false, error(fmt.Errorf("%w: this node no longer leads", raftglue.ErrNotLeader))
+	if s.node.IsLeader() {
+		suffrage, present, err = s.node.HasMember(ctx, c.ID, c.RaftAddr)
+	}
 	if err == nil && present && suffrage == want {
 		s.log.Warn("add committed despite the error", "decision_id", d.DecisionID, "candidate", c.ID, "error", cause)
 		return s.applied(d, want, 0)

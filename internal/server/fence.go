@@ -42,6 +42,10 @@ func (s *Server) handleAdmitted(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
 		return
 	}
+	if a.ClusterID == "" || a.LeaderID == "" || a.DecisionID == "" {
+		writeError(w, fmt.Errorf("%w: cluster_id, leader_id and decision_id are required", ErrBadRequest))
+		return
+	}
 	if s.node.Fenced() {
 		if err := s.node.OpenFence(body); err != nil {
 			writeError(w, err)

@@ -66,8 +66,28 @@ func TestCandidateRefusingAdmissionIsNotAdded(t *testing.T) {
 // /v1/admitted refuses a malformed body and leaves the fence shut.
 func TestAdmittedRejectsBadBody(t *testing.T) {
 	n := newTestNode(t, "n2", false, true, nil)
-	wantError(t, post(t, n.http.URL+server.AdmittedPath, `{"cluster_id": 7}`), http.StatusBadRequest, "BAD_REQUEST")
-	if !n.node.Fenced() {
-		t.Fatal("a malformed body opened the fence")
+	for _, body := range []string{`{"cluster_id": 7}`, `{}`, `{"cluster_id": "c", "leader_id": "n1"}`} {
+		wantError(t, post(t, n.http.URL+server.AdmittedPath, body), http.StatusBadRequest, "BAD_REQUEST")
+		if !n.node.Fenced() {
+			t.Fatalf("%s opened the fence", body)
+		}
+	}
+}
+
+// A request another node already forwarded is never forwarded again, on
+// any route: two nodes that disagree on the leader cannot bounce it.
+func TestForwardedRequestNotForwardedAgain(t *testing.T) {
+	leader := newTestNode(t, "n1", true, false, nil)
+	n := newTestNode(t, "n2", false, false, nil)
+	if r := post(t, leader.http.URL+"/v1/admissions", admissionBody(n.candidate(), false)); r.status != http.StatusOK {
+		t.Fatalf("admission: %d %s", r.status, r.body)
+	}
+	waitKnowsLeader(t, n, "n1")
+	if r := do(t, http.MethodGet, n.http.URL+"/v1/cluster", nil); r.status != http.StatusOK {
+		t.Fatalf("a first-hand request is forwarded: %d %s", r.status, r.body)
+	}
+	for _, path := range []string{"/v1/cluster", "/v1/admissions/x"} {
+		r := mustSend(t, http.DefaultClient, http.MethodGet, n.http.URL+path, nil, http.Header{"X-Admitd-Forwarded-By": {"n3"}})
+		wantError(t, r, http.StatusServiceUnavailable, "NO_LEADER")
 	}
 }

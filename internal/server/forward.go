@@ -10,6 +10,12 @@ import (
 
 // forward passes a request to the leader and relays its answer.
 func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	// A request another node already passed on is answered, not forwarded
+	// again, so two nodes that disagree on the leader cannot loop.
+	if r.Header.Get(forwardedHeader) != "" {
+		writeError(w, fmt.Errorf("%w: this node is not the leader", ErrNoLeader))
+		return
+	}
 	leaderURL, leaderID, err := s.leaderURL()
 	if err != nil {
 		writeError(w, err)

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/raftglue"
 )
 
 // Removal is the answer to DELETE /v1/members/{id}.
@@ -54,12 +56,19 @@ func (s *Server) removeMember(ctx context.Context, id string) (*Removal, error) 
 		return nil, fmt.Errorf("%w: %s is not in the configuration", ErrNotFound, id)
 	}
 	index, err := s.node.RemoveServer(ctx, id, cc.Index)
+	tombstoned := err == nil
+	if errors.Is(err, raftglue.ErrMetadataNotApplied) {
+		// The removal stands; say the tombstone is missing rather than
+		// answer an error a retry could never fix (it would find no member).
+		s.log.Warn("member removed, but its tombstone was not recorded", "id", id, "error", err)
+		err = nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	s.metrics.configChange("removed")
-	s.log.Info("member removed", "id", id, "index", index)
-	return &Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index, Tombstoned: true, DecidedBy: s.node.ID()}, nil
+	s.log.Info("member removed", "id", id, "index", index, "tombstoned", tombstoned)
+	return &Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index, Tombstoned: tombstoned, DecidedBy: s.node.ID()}, nil
 }
 
 func hasServer(cc facts.ClusterConfig, id string) bool {
@@ -91,7 +100,7 @@ func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
 // forwards the request instead. ok is false when the answer is written.
 func (s *Server) leaderTarget(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if !s.node.IsLeader() {
-		s.forwardOnce(w, r, nil)
+		s.forward(w, r, nil)
 		return "", false
 	}
 	id := r.PathValue("id")
@@ -100,14 +109,4 @@ func (s *Server) leaderTarget(w http.ResponseWriter, r *http.Request) (string, b
 		return "", false
 	}
 	return id, true
-}
-
-// forwardOnce forwards to the leader unless the request was already
-// forwarded, so two nodes that disagree on the leader cannot loop.
-func (s *Server) forwardOnce(w http.ResponseWriter, r *http.Request, body []byte) {
-	if r.Header.Get(forwardedHeader) != "" {
-		writeError(w, fmt.Errorf("%w: this node is not the leader", ErrNoLeader))
-		return
-	}
-	s.forward(w, r, body)
 }
