@@ -38,3 +38,13 @@ type StageProgress struct {
 	DecisionID string `json:"decision_id,omitempty"`
 	Reason     string `json:"reason,omitempty"`
 }
+
+// Removal is the answer to DELETE /v1/members/{id}.
+type Removal struct {
+	ID          string `json:"id"`
+	Removed     bool   `json:"removed"`
+	Index       uint64 `json:"index"`
+	ConfigIndex uint64 `json:"config_index"`
+	Tombstoned  bool   `json:"tombstoned"`
+	DecidedBy   string `json:"decided_by"`
+}

@@ -144,19 +144,9 @@ func readError(resp *http.Response) error {
 	return &StatusError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
 }
 
-// Removal is the answer to a member removal.
-type Removal struct {
-	ID          string `json:"id"`
-	Removed     bool   `json:"removed"`
-	Index       uint64 `json:"index"`
-	ConfigIndex uint64 `json:"config_index"`
-	Tombstoned  bool   `json:"tombstoned"`
-	DecidedBy   string `json:"decided_by"`
-}
-
 // RemoveMember removes a server from the cluster and tombstones its id.
-func (c *Client) RemoveMember(ctx context.Context, server, id string) (Removal, error) {
-	var rm Removal
+func (c *Client) RemoveMember(ctx context.Context, server, id string) (admission.Removal, error) {
+	var rm admission.Removal
 	return rm, c.deleteJSON(ctx, server, "/v1/members/"+url.PathEscape(id), &rm)
 }
 

@@ -6,19 +6,10 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/raftglue"
 )
-
-// Removal is the answer to DELETE /v1/members/{id}.
-type Removal struct {
-	ID          string `json:"id"`
-	Removed     bool   `json:"removed"`
-	Index       uint64 `json:"index"`
-	ConfigIndex uint64 `json:"config_index"`
-	Tombstoned  bool   `json:"tombstoned"`
-	DecidedBy   string `json:"decided_by"`
-}
 
 // handleRemoveMember removes a server at the current configuration index
 // and records a tombstone, so the id is refused until an operator clears it.
@@ -43,7 +34,7 @@ func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rm)
 }
 
-func (s *Server) removeMember(ctx context.Context, id string) (*Removal, error) {
+func (s *Server) removeMember(ctx context.Context, id string) (*admission.Removal, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 	defer cancel()
 	s.admitMu.Lock()
@@ -68,7 +59,7 @@ func (s *Server) removeMember(ctx context.Context, id string) (*Removal, error) 
 	}
 	s.metrics.configChange("removed")
 	s.log.Info("member removed", "id", id, "index", index, "tombstoned", tombstoned)
-	return &Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index, Tombstoned: tombstoned, DecidedBy: s.node.ID()}, nil
+	return &admission.Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index, Tombstoned: tombstoned, DecidedBy: s.node.ID()}, nil
 }
 
 func hasServer(cc facts.ClusterConfig, id string) bool {
