@@ -11,24 +11,15 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/policies"
 )
 
 // copyPolicies copies the shipped set into a temp dir for a test to alter.
 func copyPolicies(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, _ := filepath.Glob("../policies/*")
-	for _, f := range files {
-		if !strings.HasSuffix(f, ".rego") && !strings.HasSuffix(f, ".json") {
-			continue
-		}
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.CopyFS(dir, policies.FS); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

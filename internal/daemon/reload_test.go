@@ -16,6 +16,7 @@ import (
 
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/policies"
 )
 
 type lockedBuffer struct {
@@ -38,14 +39,8 @@ func (l *lockedBuffer) String() string {
 func copyShipped(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, _ := filepath.Glob("../../policies/*")
-	for _, f := range files {
-		if strings.HasSuffix(f, ".rego") || strings.HasSuffix(f, ".json") {
-			b, _ := os.ReadFile(f)
-			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	if err := os.CopyFS(dir, policies.FS); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/policies"
 	"github.com/admitd/admitd/raftglue"
 )
 
@@ -87,15 +88,8 @@ func loadDir(t *testing.T, dir string) *admission.Engine {
 func policyCopy(t *testing.T, extra map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
-	files, _ := filepath.Glob("../../policies/*")
-	for _, f := range files {
-		if !strings.HasSuffix(f, ".rego") && !strings.HasSuffix(f, ".json") {
-			continue
-		}
-		b, _ := os.ReadFile(f)
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.CopyFS(dir, policies.FS); err != nil {
+		t.Fatal(err)
 	}
 	for name, text := range extra {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
