@@ -36,6 +36,10 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// testClient bounds every call a test makes: a hung handler fails the
+// test instead of hanging it.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
 func copyShipped(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -65,7 +69,7 @@ func runDaemon(t *testing.T, ops OpsConfig, policies string) (string, *lockedBuf
 	})
 	url := "http://" + cfg.HTTPAddr
 	waitFor(t, "ready", func() bool {
-		resp, err := http.Get(url + "/readyz")
+		resp, err := testClient.Get(url + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -89,7 +93,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func policyStatus(t *testing.T, url string) server.PolicyStatus {
 	t.Helper()
-	resp, err := http.Get(url + "/v1/policies")
+	resp, err := testClient.Get(url + "/v1/policies")
 	if err != nil {
 		t.Fatal(err)
 	}

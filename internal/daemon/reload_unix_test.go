@@ -5,7 +5,6 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -37,7 +36,7 @@ func TestSIGHUPReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Post(url+"/v1/evaluate", "application/json", bytes.NewReader(facts))
+	resp, err := testClient.Post(url+"/v1/evaluate", "application/json", bytes.NewReader(facts))
 	if err != nil {
 		t.Fatal(err)
 	}

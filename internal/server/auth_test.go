@@ -35,7 +35,7 @@ func TestGuardedEndpointsNeedTheToken(t *testing.T) {
 			"empty bearer":     bearer(""),
 			"token with extra": bearer(testToken + "x"),
 		} {
-			r := mustSend(t, http.DefaultClient, e.method, n.http.URL+e.path, strings.NewReader(e.body), h)
+			r := mustSend(t, testClient, e.method, n.http.URL+e.path, strings.NewReader(e.body), h)
 			wantError(t, r, http.StatusUnauthorized, "UNAUTHENTICATED")
 			if !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
 				t.Errorf("%s %s (%s): WWW-Authenticate %q", e.method, e.path, name, r.header.Get("WWW-Authenticate"))
@@ -47,13 +47,13 @@ func TestGuardedEndpointsNeedTheToken(t *testing.T) {
 func TestRightTokenPasses(t *testing.T) {
 	n := startNodeWith(t, "n1", true, nodeOpts{token: testToken})
 	for _, h := range []http.Header{bearer(testToken), {"Authorization": {"bearer " + testToken}}} {
-		r := mustSend(t, http.DefaultClient, http.MethodGet, n.http.URL+"/v1/decisions", nil, h)
+		r := mustSend(t, testClient, http.MethodGet, n.http.URL+"/v1/decisions", nil, h)
 		if r.status != http.StatusOK {
 			t.Fatalf("with the token: %d %s", r.status, r.body)
 		}
 	}
 	// Past the guard, the handler answers: here, an unknown member.
-	r := mustSend(t, http.DefaultClient, http.MethodDelete, n.http.URL+"/v1/members/n9", nil, bearer(testToken))
+	r := mustSend(t, testClient, http.MethodDelete, n.http.URL+"/v1/members/n9", nil, bearer(testToken))
 	wantError(t, r, http.StatusNotFound, "NOT_FOUND")
 }
 
@@ -72,14 +72,14 @@ func TestOpenEndpointsNeedNoToken(t *testing.T) {
 func TestTokenForwardedToLeader(t *testing.T) {
 	leader := startNodeWith(t, "n1", true, nodeOpts{token: testToken})
 	follower := startNodeWith(t, "n2", false, nodeOpts{token: testToken})
-	r := mustSend(t, http.DefaultClient, http.MethodPost, leader.http.URL+"/v1/admissions",
+	r := mustSend(t, testClient, http.MethodPost, leader.http.URL+"/v1/admissions",
 		strings.NewReader(admissionBody(follower.candidate(), false)), bearer(testToken))
 	if r.status != http.StatusOK {
 		t.Fatalf("admission: %d %s", r.status, r.body)
 	}
 	waitKnowsLeader(t, follower, "n1")
 	wantError(t, do(t, http.MethodDelete, follower.http.URL+"/v1/tombstones/n9", nil), http.StatusUnauthorized, "UNAUTHENTICATED")
-	r = mustSend(t, http.DefaultClient, http.MethodDelete, follower.http.URL+"/v1/tombstones/n9", nil, bearer(testToken))
+	r = mustSend(t, testClient, http.MethodDelete, follower.http.URL+"/v1/tombstones/n9", nil, bearer(testToken))
 	if r.status != http.StatusOK || r.header.Get("X-Admitd-Forwarded-To") != "n1" {
 		t.Fatalf("forwarded clear: %d %v %s", r.status, r.header, r.body)
 	}

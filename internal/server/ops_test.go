@@ -162,7 +162,7 @@ func TestReloadRacesWithEvaluations(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := http.Post(n.http.URL+"/v1/evaluate", "application/json", strings.NewReader(body))
+				resp, err := testClient.Post(n.http.URL+"/v1/evaluate", "application/json", strings.NewReader(body))
 				if err != nil {
 					report(err.Error())
 					return

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
@@ -56,6 +57,10 @@ func waitKnowsLeader(t *testing.T, n *testNode, leader string) {
 	})
 }
 
+// testClient bounds every call a test makes: a hung handler fails the
+// test instead of hanging it.
+var testClient = &http.Client{Timeout: 30 * time.Second}
+
 type response struct {
 	status int
 	header http.Header
@@ -68,7 +73,7 @@ func do(t *testing.T, method, url string, body io.Reader) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
