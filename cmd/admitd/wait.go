@@ -44,7 +44,7 @@ func waitPromotion(ctx context.Context, cl *client.Client, server string, d *adm
 				return st, nil
 			}
 			return nil, fmt.Errorf("admission %s is unknown to the current leader (leadership moved?): check `admitd status`", id)
-		case errors.As(err, &se) && se.Status < http.StatusInternalServerError && se.Status != http.StatusServiceUnavailable:
+		case errors.As(err, &se) && se.Status < http.StatusInternalServerError:
 			return nil, err
 		}
 		select {

@@ -56,7 +56,6 @@ type Logger struct {
 	w      io.Writer
 	closer io.Closer
 	mask   []string
-	dest   string
 }
 
 // Open opens the destination. The file is created (0600, and its
@@ -67,7 +66,7 @@ func Open(cfg Config) (*Logger, error) {
 			return nil, fmt.Errorf("decision log mask %q: %v", p, err)
 		}
 	}
-	l := &Logger{mask: append([]string(nil), cfg.Mask...), dest: cfg.File}
+	l := &Logger{mask: append([]string(nil), cfg.Mask...)}
 	switch cfg.File {
 	case "":
 		return nil, errors.New("decision log: no destination")
@@ -76,7 +75,6 @@ func Open(cfg Config) (*Logger, error) {
 		if l.w == nil {
 			l.w = os.Stdout
 		}
-		l.dest = "stdout"
 	default:
 		// Fail now, not at the first decision, when the file cannot be written.
 		if err := os.MkdirAll(filepath.Dir(cfg.File), 0o750); err != nil {
@@ -97,8 +95,6 @@ func Open(cfg Config) (*Logger, error) {
 	return l, nil
 }
 
-// Destination is the file name, or "stdout".
-func (l *Logger) Destination() string { return l.dest }
 
 // Close closes the file; standard output stays open.
 func (l *Logger) Close() error {
