@@ -95,7 +95,6 @@ func Open(cfg Config) (*Logger, error) {
 	return l, nil
 }
 
-
 // Close closes the file; standard output stays open.
 func (l *Logger) Close() error {
 	l.mu.Lock()
