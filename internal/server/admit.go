@@ -129,7 +129,7 @@ func (s *Server) decide(ctx context.Context, req AdmissionRequest) (*admission.D
 // evaluate completes collected facts with what only the leader knows and
 // evaluates them with eng.
 func (s *Server) evaluate(ctx context.Context, eng *admission.Engine, doc *facts.Document, explain bool) (*admission.Decision, error) {
-	s.fillSelf(doc.Topology)
+	s.fillSelf(doc.Topology, eng.Revision()) // the revision deciding, even across a reload
 	if site := eng.SiteFacts(); site != nil {
 		doc.Site = site
 	}

@@ -197,7 +197,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	topo := facts.GatherTopology(r.Context(), s.cfg.Collect, s.node)
-	s.fillSelf(topo)
+	s.fillSelf(topo, s.Engine().Revision())
 	writeJSON(w, http.StatusOK, clusterView{Topology: topo, Staging: s.prom.list()})
 }
 
@@ -290,10 +290,10 @@ func (s *Server) record(d *admission.Decision, via string) {
 
 // fillSelf adds this node's own policy revision to the topology; the
 // collector learns the others' from their /v1/state.
-func (s *Server) fillSelf(t *facts.Topology) {
+func (s *Server) fillSelf(t *facts.Topology, revision string) {
 	for i := range t.Servers {
 		if t.Servers[i].ID == s.node.ID() {
-			t.Servers[i].PolicyRevision = s.Engine().Revision()
+			t.Servers[i].PolicyRevision = revision
 		}
 	}
 }
