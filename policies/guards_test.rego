@@ -30,7 +30,8 @@ catch_up(facts) := pkg if {
 test_good_facts_pass_every_guard if {
 	reachability(fixtures.good).well_typed
 	init_state(fixtures.good).well_typed
-	init_state(fixtures.good).tls_well_typed
+	reachability(fixtures.good).tls_well_typed
+	reachability(fixtures.promote).tls_well_typed
 	topology(fixtures.good).well_typed
 	topology(fixtures.good).servers_well_formed
 	catch_up(fixtures.promote).well_typed
@@ -57,8 +58,8 @@ test_init_state_guard_covers_schema if {
 }
 
 test_tls_guard_covers_schema if {
-	every field, _ in init_state(fixtures.good).tls_schema {
-		pkg := init_state(fixtures.patched(sprintf("/reachability/api/tls/%s", [field]), wrong))
+	every field, _ in reachability(fixtures.good).tls_schema {
+		pkg := reachability(fixtures.patched(sprintf("/reachability/api/tls/%s", [field]), wrong))
 		not pkg.tls_well_typed
 		count(pkg.tls_malformed) == 1
 	}

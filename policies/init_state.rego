@@ -10,17 +10,12 @@
 #   field is INIT_STATE_MALFORMED, not "not initialized". Existing state
 #   (cluster_id, last_index, last_term) denies whatever "initialized" says.
 #
-#   With TLS on (input.reachability.api.tls.enabled), the /v1/state answer
-#   must also come with a verified certificate naming the candidate: a SAN
-#   URI spiffe://<trust domain>/admitd/<id> or a DNS SAN equal to the id;
-#   otherwise IDENTITY_MISMATCH. A tls object that is missing or malformed
-#   while reachability was collected is IDENTITY_UNPROVEN: "TLS off" must be
-#   stated, never inferred from absence.
+#   The TLS identity behind the /v1/state answer (IDENTITY_MISMATCH,
+#   IDENTITY_UNPROVEN) is checked by the reachability stage, which runs
+#   before this one and in the promote pipeline too.
 #
-#   Facts: input.candidate.id, input.init_state ({collected, error,
-#   node_id, initialized, cluster_id, last_index, last_term}) and
-#   input.reachability ({collected, api: {tls: {enabled, verified, uris,
-#   dns_names, error}}}).
+#   Facts: input.candidate ({id, api_url}) and input.init_state ({collected,
+#   error, node_id, initialized, cluster_id, last_index, last_term}).
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
 #   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
@@ -40,7 +35,6 @@ allow if {
 	input.init_state.last_index == 0
 	input.init_state.last_term == 0
 	node_id_matches
-	identity_proven
 }
 
 # --- Section -----------------------------------------------------------------
@@ -184,129 +178,6 @@ deny contains {"code": "NODE_ID_MISMATCH", "message": msg} if {
 	)
 }
 
-# --- TLS identity ------------------------------------------------------------
-
-# METADATA
-# title: Identity proven
-# description: TLS is stated to be off, or the candidate's verified
-#   certificate names it.
-identity_proven if tls_off
-
-identity_proven if certificate_names_candidate
-
-reachability_collected if input.reachability.collected == true
-
-tls_present if is_object(input.reachability.api.tls)
-
-tls_well_formed if {
-	tls_present
-	count(tls_malformed) == 0
-}
-
-tls_off if {
-	reachability_collected
-	tls_well_formed
-	input.reachability.api.tls.enabled == false
-}
-
-tls_on if {
-	reachability_collected
-	tls_well_formed
-	input.reachability.api.tls.enabled == true
-}
-
-# METADATA
-# title: Certificate names candidate
-# description: A verified certificate carries the candidate's id as a SPIFFE
-#   URI (any trust domain, path /admitd/<id>) or as a DNS name.
-certificate_names_candidate if {
-	tls_on
-	input.reachability.api.tls.verified == true
-	some uri in input.reachability.api.tls.uris
-	spiffe_names(uri, input.candidate.id)
-}
-
-certificate_names_candidate if {
-	tls_on
-	input.reachability.api.tls.verified == true
-	some name in input.reachability.api.tls.dns_names
-	is_string(name)
-	name != ""
-	name == input.candidate.id
-}
-
-# spiffe_names holds when uri is spiffe://<domain>/admitd/<id>, compared as
-# whole strings so spiffe://d/admitd/n4/x does not name n4.
-spiffe_names(uri, id) if {
-	is_string(uri)
-	is_string(id)
-	id != ""
-	startswith(uri, "spiffe://")
-	rest := substring(uri, count("spiffe://"), -1)
-	domain := split(rest, "/")[0]
-	domain != ""
-	rest == concat("/", [domain, "admitd", id])
-}
-
-# Expected type of every tls field.
-tls_schema := {
-	"enabled": "boolean",
-	"verified": "boolean",
-	"uris": "array",
-	"dns_names": "array",
-	"error": "string",
-}
-
-tls_malformed contains "tls must be an object" if {
-	reachability_collected
-	not tls_present
-}
-
-# tls_well_typed implies the check below finds nothing; keep it in step
-# with tls_schema.
-tls_well_typed if {
-	is_boolean(input.reachability.api.tls.enabled)
-	is_boolean(input.reachability.api.tls.verified)
-	is_array(input.reachability.api.tls.uris)
-	is_array(input.reachability.api.tls.dns_names)
-	is_string(input.reachability.api.tls.error)
-}
-
-tls_malformed contains sprintf("tls.%s must be a %s, got %s", [field, want, got]) if {
-	not tls_well_typed
-	reachability_collected
-	tls_present
-	some field, want in tls_schema
-	got := kind(input.reachability.api.tls, field)
-	got != want
-}
-
-# METADATA
-# title: Identity unproven
-# description: Reachability was collected but says nothing usable about TLS,
-#   so neither "TLS off" nor a certificate identity is proven.
-deny contains {"code": "IDENTITY_UNPROVEN", "message": msg} if {
-	count(tls_malformed) > 0
-	msg := sprintf(
-		"candidate %s: the facts do not prove the API's TLS identity: reachability.api.%s; a collector of this version always reports it",
-		[candidate_id, concat(", ", sort(tls_malformed))],
-	)
-}
-
-# METADATA
-# title: Identity mismatch
-# description: TLS is on, and the certificate behind the candidate's
-#   /v1/state answer is unverified or does not name the candidate.
-deny contains {"code": "IDENTITY_MISMATCH", "message": msg} if {
-	tls_on
-	not certificate_names_candidate
-	tls := input.reachability.api.tls
-	msg := sprintf(
-		"candidate %s: the API at %s did not prove that identity (certificate verified: %v, SAN URIs: %v, DNS SANs: %v, error: %s); its certificate needs SAN URI spiffe://<trust domain>/admitd/%s or DNS SAN %s",
-		[candidate_id, api_url, tls.verified, tls.uris, tls.dns_names, tls_error, candidate_id, candidate_id],
-	)
-}
-
 # --- Helpers: values for messages, never undefined ---------------------------
 
 candidate_id := v if {
@@ -318,11 +189,6 @@ api_url := v if {
 	v := input.candidate.api_url
 	is_string(v)
 } else := "<no api_url>"
-
-tls_error := v if {
-	v := input.reachability.api.tls.error
-	v != ""
-} else := "none reported"
 
 collector_error := v if {
 	v := input.init_state.error

@@ -169,102 +169,19 @@ test_node_id_wrong_type_denied if {
 
 # --- TLS identity ------------------------------------------------------------
 
-# tls_facts is good with TLS on and a verified certificate carrying these SANs.
-tls_facts(uris, dns_names) := fixtures.patched("/reachability/api/tls", {
-	"enabled": true, "verified": true,
-	"uris": uris, "dns_names": dns_names, "error": "",
-})
-
-test_tls_spiffe_uri_names_candidate_allowed if {
-	outcome(tls_facts(["spiffe://prod.example/admitd/n4"], [])) == fixtures.allowed
-	outcome(tls_facts(["https://other", "spiffe://test/admitd/n4"], ["x"])) == fixtures.allowed
-}
-
-test_tls_dns_name_names_candidate_allowed if {
-	outcome(tls_facts([], ["n4"])) == fixtures.allowed
-}
-
-test_tls_other_id_denied if {
-	facts := tls_facts(["spiffe://prod.example/admitd/n5"], ["n5"])
-	outcome(facts) == fixtures.denied({"IDENTITY_MISMATCH"})
-	some msg in deny_messages(facts, "IDENTITY_MISMATCH")
-	contains(msg, `candidate n4: the API at http://127.0.0.1:7430 did not prove that identity (certificate verified: true, SAN URIs: ["spiffe://prod.example/admitd/n5"], DNS SANs: ["n5"], error: none reported)`)
-	contains(msg, "needs SAN URI spiffe://<trust domain>/admitd/n4 or DNS SAN n4")
-}
-
-test_tls_lookalike_names_denied if {
-	every uri in [
-		"spiffe:///admitd/n4",
-		"spiffe://d/admitd/n4/x",
-		"spiffe://d/x/admitd/n4",
-		"spiffe://d/other/n4",
-		"spiffe://d/admitd/n",
-		"spiffe://d/admitd/",
-		"https://d/admitd/n4",
-		"spiffe://d/admitd/N4",
-		4,
-	] {
-		outcome(tls_facts([uri], [])) == fixtures.denied({"IDENTITY_MISMATCH"})
-	}
-	every name in ["N4", "n4.example", "", 4] {
-		outcome(tls_facts([], [name])) == fixtures.denied({"IDENTITY_MISMATCH"})
-	}
-}
-
-test_tls_unverified_certificate_denied if {
-	facts := json.patch(tls_facts(["spiffe://d/admitd/n4"], ["n4"]), [
-		{"op": "replace", "path": "/reachability/api/tls/verified", "value": false},
-		{"op": "replace", "path": "/reachability/api/tls/error", "value": "x509: unknown authority"},
-	])
-	outcome(facts) == fixtures.denied({"IDENTITY_MISMATCH"})
-	some msg in deny_messages(facts, "IDENTITY_MISMATCH")
-	contains(msg, "certificate verified: false")
-	contains(msg, "error: x509: unknown authority")
-}
-
-# An empty candidate id never matches an empty SAN.
-test_tls_empty_id_denied if {
-	facts := json.patch(tls_facts(["spiffe://d/admitd/"], [""]), [
-		{"op": "replace", "path": "/candidate/id", "value": ""},
-		{"op": "replace", "path": "/init_state/node_id", "value": ""},
-	])
-	outcome(facts) == fixtures.denied({"NODE_ID_MISMATCH", "IDENTITY_MISMATCH"})
-}
-
-# Absence of tls is not "TLS off".
-test_tls_missing_denied if {
-	facts := fixtures.without("/reachability/api/tls")
-	outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
-	some msg in deny_messages(facts, "IDENTITY_UNPROVEN")
-	contains(msg, "candidate n4: the facts do not prove the API's TLS identity: reachability.api.tls must be an object")
-}
-
-test_tls_malformed_denied if {
+# The TLS identity is the reachability stage's: this stage neither denies
+# nor withholds allow over it (reachability_test.rego has its tests).
+test_tls_identity_not_checked_here if {
 	every facts in [
-		fixtures.patched("/reachability/api/tls", "off"),
-		fixtures.patched("/reachability/api/tls", null),
+		fixtures.without("/reachability/api/tls"),
 		fixtures.patched("/reachability/api/tls/enabled", "false"),
-		fixtures.without("/reachability/api/tls/enabled"),
-		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "remove", "path": "/reachability/api/tls/dns_names"}]),
-		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": 1}]),
-		fixtures.patched("/reachability/api/tls/uris", "spiffe://d/admitd/n4"),
-		fixtures.patched("/reachability/api/tls/error", null),
+		fixtures.patched("/reachability/api/tls", {
+			"enabled": true, "verified": true,
+			"uris": ["spiffe://prod.example/admitd/n5"], "dns_names": [], "error": "",
+		}),
 	] {
-		outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
+		outcome(facts) == fixtures.allowed
 	}
-	some msg in deny_messages(fixtures.patched("/reachability/api/tls/enabled", "false"), "IDENTITY_UNPROVEN")
-	contains(msg, "reachability.api.tls.enabled must be a boolean, got string")
-}
-
-# The reachability stage reports an uncollected section; this stage then
-# has no identity to check, and does not allow either.
-test_tls_ignored_when_reachability_not_collected if {
-	facts := json.patch(fixtures.good, [
-		{"op": "replace", "path": "/reachability/collected", "value": false},
-		{"op": "remove", "path": "/reachability/api/tls"},
-	])
-	outcome(facts) == fixtures.denied(set())
-	outcome(fixtures.without("/reachability")) == fixtures.denied(set())
 }
 
 # --- fail closed -------------------------------------------------------------
@@ -280,10 +197,6 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.patched("/init_state/node_id", "n5"),
 		fixtures.patched("/init_state/collected", false),
 		fixtures.without("/init_state"),
-		fixtures.without("/reachability/api/tls"),
-		fixtures.patched("/reachability/api/tls/enabled", "false"),
-		tls_facts(["spiffe://d/admitd/n5"], ["n5"]),
-		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": false}]),
 	] {
 		data.admitd.stages.init_state.allow == false with input as facts
 			with data.admitd.stages.init_state.deny as set()

@@ -10,17 +10,18 @@ package admitd.pipeline
 
 # METADATA
 # title: Stages
-# description: Evaluation order. Reachability first (is the candidate there?),
-#   then its init state (is it fresh?), then the cluster topology (is it safe
-#   to add a voter now?).
+# description: Evaluation order. Reachability first (is the candidate there,
+#   and, with TLS on, does its certificate name it?), then its init state (is
+#   it fresh?), then the cluster topology (is it safe to add a voter now?).
 stages := ["reachability", "init_state", "topology"]
 
 # METADATA
 # title: Promote stages
 # description: Evaluation order for the promotion of a staged non-voter
-#   (facts of phase "promote"). Reachability first, then its catch-up (has
-#   it caught up with the leader and stayed healthy?), then the topology
-#   (is it still the staged non-voter, and is one more voter still safe?).
+#   (facts of phase "promote"). Reachability first (with TLS on, the
+#   identity is proven again at every promotion), then its catch-up (has it
+#   caught up with the leader and stayed healthy?), then the topology (is it
+#   still the staged non-voter, and is one more voter still safe?).
 promote_stages := ["reachability", "catch_up", "topology"]
 
 # METADATA

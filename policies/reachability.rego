@@ -5,11 +5,25 @@
 #   it: at least one TCP handshake to its raft address succeeded, and a GET of
 #   its API (/v1/state) answered with a 2xx status.
 #
+#   With TLS on (input.reachability.api.tls.enabled), the /v1/state answer
+#   must also come with a verified certificate naming the candidate: a SAN
+#   URI spiffe://<trust domain>/admitd/<id> or a DNS SAN equal to the id;
+#   otherwise IDENTITY_MISMATCH. A tls object that is missing or malformed
+#   while reachability was collected is IDENTITY_UNPROVEN: "TLS off" must be
+#   stated, never inferred from absence. Both pipelines (admission and
+#   promote) run this stage first, so the identity is proven again at every
+#   promotion.
+#
 #   Facts: input.candidate ({id, raft_addr, api_url}) and input.reachability
-#   ({collected, error, raft: {ok, successes, error}, api: {ok, status, error}}).
+#   ({collected, error, raft: {ok, successes, error}, api: {ok, status,
+#   error, tls: {enabled, verified, uris, dns_names, error}}}).
 #
 #   API_BAD_STATUS is only reported when api.ok is true: when the call failed
-#   there is no status, and API_UNREACHABLE already says why.
+#   there is no status, and API_UNREACHABLE already says why. For the same
+#   reason IDENTITY_MISMATCH is only reported when api.ok is true: a call
+#   that failed (a refused connection, a failed TLS handshake) carried no
+#   answer whose certificate could be judged, and a transient failure must
+#   not become a permanent deny.
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
 #   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
@@ -19,7 +33,8 @@ package admitd.stages.reachability
 # METADATA
 # title: Allow
 # description: Passes only on positive proof of a well-formed candidate, facts
-#   that were collected, a raft address that answered and an API that returned 2xx.
+#   that were collected, a raft address that answered, an API that returned
+#   2xx and, with TLS on, a verified certificate naming the candidate.
 default allow := false
 
 allow if {
@@ -29,6 +44,7 @@ allow if {
 	raft_reachable
 	api_ok
 	api_status_ok
+	identity_proven
 }
 
 # --- Candidate ---------------------------------------------------------------
@@ -207,6 +223,135 @@ deny contains {"code": "API_BAD_STATUS", "message": msg} if {
 	)
 }
 
+# --- TLS identity ------------------------------------------------------------
+
+# METADATA
+# title: Identity proven
+# description: TLS is stated to be off, or the candidate's verified
+#   certificate names it.
+identity_proven if tls_off
+
+identity_proven if certificate_names_candidate
+
+api_present if is_object(input.reachability.api)
+
+tls_present if is_object(input.reachability.api.tls)
+
+tls_well_formed if {
+	tls_present
+	count(tls_malformed) == 0
+}
+
+tls_off if {
+	collected
+	tls_well_formed
+	input.reachability.api.tls.enabled == false
+}
+
+tls_on if {
+	collected
+	tls_well_formed
+	input.reachability.api.tls.enabled == true
+}
+
+# METADATA
+# title: Certificate names candidate
+# description: A verified certificate carries the candidate's id as a SPIFFE
+#   URI (any trust domain, path /admitd/<id>) or as a DNS name.
+certificate_names_candidate if {
+	tls_on
+	input.reachability.api.tls.verified == true
+	some uri in input.reachability.api.tls.uris
+	spiffe_names(uri, input.candidate.id)
+}
+
+certificate_names_candidate if {
+	tls_on
+	input.reachability.api.tls.verified == true
+	some name in input.reachability.api.tls.dns_names
+	is_string(name)
+	name != ""
+	name == input.candidate.id
+}
+
+# spiffe_names holds when uri is spiffe://<domain>/admitd/<id>, compared as
+# whole strings so spiffe://d/admitd/n4/x does not name n4.
+spiffe_names(uri, id) if {
+	is_string(uri)
+	is_string(id)
+	id != ""
+	startswith(uri, "spiffe://")
+	rest := substring(uri, count("spiffe://"), -1)
+	domain := split(rest, "/")[0]
+	domain != ""
+	rest == concat("/", [domain, "admitd", id])
+}
+
+# Expected type of every tls field.
+tls_schema := {
+	"enabled": "boolean",
+	"verified": "boolean",
+	"uris": "array",
+	"dns_names": "array",
+	"error": "string",
+}
+
+# Only checked when api is an object: otherwise REACHABILITY_MALFORMED
+# already says so, and there is no tls to look for.
+tls_malformed contains "tls must be an object" if {
+	collected
+	api_present
+	not tls_present
+}
+
+# tls_well_typed implies the check below finds nothing; keep it in step
+# with tls_schema.
+tls_well_typed if {
+	is_boolean(input.reachability.api.tls.enabled)
+	is_boolean(input.reachability.api.tls.verified)
+	is_array(input.reachability.api.tls.uris)
+	is_array(input.reachability.api.tls.dns_names)
+	is_string(input.reachability.api.tls.error)
+}
+
+tls_malformed contains sprintf("tls.%s must be a %s, got %s", [field, want, got]) if {
+	not tls_well_typed
+	collected
+	tls_present
+	some field, want in tls_schema
+	got := kind(input.reachability.api.tls, field)
+	got != want
+}
+
+# METADATA
+# title: Identity unproven
+# description: Reachability was collected but says nothing usable about TLS,
+#   so neither "TLS off" nor a certificate identity is proven.
+deny contains {"code": "IDENTITY_UNPROVEN", "message": msg} if {
+	count(tls_malformed) > 0
+	msg := sprintf(
+		"candidate %s: the facts do not prove the API's TLS identity: reachability.api.%s; a collector of this version always reports it",
+		[candidate_id, concat(", ", sort(tls_malformed))],
+	)
+}
+
+# METADATA
+# title: Identity mismatch
+# description: TLS is on, and the certificate behind the candidate's
+#   /v1/state answer is unverified or does not name the candidate. Only
+#   checked when api.ok is true, so a failed call is reported once, as
+#   API_UNREACHABLE, and stays retryable.
+deny contains {"code": "IDENTITY_MISMATCH", "message": msg} if {
+	api_ok
+	tls_on
+	not certificate_names_candidate
+	tls := input.reachability.api.tls
+	msg := sprintf(
+		"candidate %s: the API at %s did not prove that identity (certificate verified: %v, SAN URIs: %v, DNS SANs: %v, error: %s); its certificate needs SAN URI spiffe://<trust domain>/admitd/%s or DNS SAN %s",
+		[candidate_id, api_url, tls.verified, tls.uris, tls.dns_names, tls_error, candidate_id, candidate_id],
+	)
+}
+
 # --- Helpers: values for messages, never undefined ---------------------------
 
 candidate_id := v if {
@@ -233,6 +378,11 @@ collector_error := v if {
 	is_string(v)
 	v != ""
 } else := "no error reported"
+
+tls_error := v if {
+	v := input.reachability.api.tls.error
+	v != ""
+} else := "none reported"
 
 probe_error(probe) := v if {
 	v := input.reachability[probe].error

@@ -186,6 +186,157 @@ test_api_status_missing_denied if {
 	contains(msg, "status ?")
 }
 
+# --- TLS identity ------------------------------------------------------------
+
+# tls_facts is good with TLS on and a verified certificate carrying these SANs.
+tls_facts(uris, dns_names) := fixtures.patched("/reachability/api/tls", tls_on(uris, dns_names))
+
+# tls_on is a tls fact: TLS on and a verified certificate carrying these SANs.
+tls_on(uris, dns_names) := {
+	"enabled": true, "verified": true,
+	"uris": uris, "dns_names": dns_names, "error": "",
+}
+
+test_tls_spiffe_uri_names_candidate_allowed if {
+	outcome(tls_facts(["spiffe://prod.example/admitd/n4"], [])) == fixtures.allowed
+	outcome(tls_facts(["https://other", "spiffe://test/admitd/n4"], ["x"])) == fixtures.allowed
+}
+
+test_tls_dns_name_names_candidate_allowed if {
+	outcome(tls_facts([], ["n4"])) == fixtures.allowed
+}
+
+test_tls_other_id_denied if {
+	facts := tls_facts(["spiffe://prod.example/admitd/n5"], ["n5"])
+	outcome(facts) == fixtures.denied({"IDENTITY_MISMATCH"})
+	some msg in deny_messages(facts, "IDENTITY_MISMATCH")
+	contains(msg, `candidate n4: the API at http://127.0.0.1:7430 did not prove that identity (certificate verified: true, SAN URIs: ["spiffe://prod.example/admitd/n5"], DNS SANs: ["n5"], error: none reported)`)
+	contains(msg, "needs SAN URI spiffe://<trust domain>/admitd/n4 or DNS SAN n4")
+}
+
+test_tls_lookalike_names_denied if {
+	every uri in [
+		"spiffe:///admitd/n4",
+		"spiffe://d/admitd/n4/x",
+		"spiffe://d/x/admitd/n4",
+		"spiffe://d/other/n4",
+		"spiffe://d/admitd/n",
+		"spiffe://d/admitd/",
+		"https://d/admitd/n4",
+		"spiffe://d/admitd/N4",
+		4,
+	] {
+		outcome(tls_facts([uri], [])) == fixtures.denied({"IDENTITY_MISMATCH"})
+	}
+	every name in ["N4", "n4.example", "", 4] {
+		outcome(tls_facts([], [name])) == fixtures.denied({"IDENTITY_MISMATCH"})
+	}
+}
+
+test_tls_unverified_certificate_denied if {
+	facts := json.patch(tls_facts(["spiffe://d/admitd/n4"], ["n4"]), [
+		{"op": "replace", "path": "/reachability/api/tls/verified", "value": false},
+		{"op": "replace", "path": "/reachability/api/tls/error", "value": "x509: unknown authority"},
+	])
+	outcome(facts) == fixtures.denied({"IDENTITY_MISMATCH"})
+	some msg in deny_messages(facts, "IDENTITY_MISMATCH")
+	contains(msg, "certificate verified: false")
+	contains(msg, "error: x509: unknown authority")
+}
+
+# An empty candidate id never matches an empty SAN. (The init_state stage
+# reports the empty node_id: init_state_test.rego, test_empty_node_id_denied.)
+test_tls_empty_id_denied if {
+	facts := json.patch(tls_facts(["spiffe://d/admitd/"], [""]), [{"op": "replace", "path": "/candidate/id", "value": ""}])
+	outcome(facts) == fixtures.denied({"CANDIDATE_MALFORMED", "IDENTITY_MISMATCH"})
+}
+
+# Absence of tls is not "TLS off".
+test_tls_missing_denied if {
+	facts := fixtures.without("/reachability/api/tls")
+	outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
+	some msg in deny_messages(facts, "IDENTITY_UNPROVEN")
+	contains(msg, "candidate n4: the facts do not prove the API's TLS identity: reachability.api.tls must be an object")
+}
+
+test_tls_malformed_denied if {
+	every facts in [
+		fixtures.patched("/reachability/api/tls", "off"),
+		fixtures.patched("/reachability/api/tls", null),
+		fixtures.patched("/reachability/api/tls/enabled", "false"),
+		fixtures.without("/reachability/api/tls/enabled"),
+		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "remove", "path": "/reachability/api/tls/dns_names"}]),
+		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": 1}]),
+		fixtures.patched("/reachability/api/tls/uris", "spiffe://d/admitd/n4"),
+		fixtures.patched("/reachability/api/tls/error", null),
+	] {
+		outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
+	}
+	some msg in deny_messages(fixtures.patched("/reachability/api/tls/enabled", "false"), "IDENTITY_UNPROVEN")
+	contains(msg, "reachability.api.tls.enabled must be a boolean, got string")
+}
+
+# An uncollected or missing section is reported as such; its tls (or the
+# lack of one) proves nothing and is not reported on top.
+test_tls_ignored_when_not_collected if {
+	facts := json.patch(fixtures.good, [
+		{"op": "replace", "path": "/reachability/collected", "value": false},
+		{"op": "remove", "path": "/reachability/api/tls"},
+	])
+	outcome(facts) == fixtures.denied({"REACHABILITY_NOT_COLLECTED"})
+	outcome(fixtures.without("/reachability")) == fixtures.denied({"REACHABILITY_MISSING"})
+}
+
+# An api probe that is not an object is REACHABILITY_MALFORMED once, not
+# also a missing tls.
+test_tls_not_reported_without_api_probe if {
+	outcome(fixtures.without("/reachability/api")) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	outcome(fixtures.patched("/reachability/api", [])) == fixtures.denied({"REACHABILITY_MALFORMED"})
+}
+
+# A failed call carried no answer whose certificate could be judged (a
+# refused connection, a failed handshake): API_UNREACHABLE alone, which
+# stays retryable, never the permanent IDENTITY_MISMATCH.
+test_tls_failed_call_is_unreachable_not_mismatch if {
+	facts := json.patch(fixtures.good, [
+		{"op": "replace", "path": "/reachability/api/ok", "value": false},
+		{"op": "replace", "path": "/reachability/api/status", "value": 0},
+		{"op": "replace", "path": "/reachability/api/error", "value": "tls: failed to verify certificate: x509: unknown authority"},
+		{"op": "replace", "path": "/reachability/api/tls", "value": {
+			"enabled": true, "verified": false, "uris": [], "dns_names": [],
+			"error": "tls: failed to verify certificate: x509: unknown authority",
+		}},
+	])
+	outcome(facts) == fixtures.denied({"API_UNREACHABLE"})
+}
+
+# An answer whose certificate names another node is a mismatch whatever
+# else is wrong: it is reported beside the raft probe's failure.
+test_tls_mismatch_reported_with_raft_unreachable if {
+	facts := json.patch(tls_facts(["spiffe://d/admitd/n5"], []), [{"op": "replace", "path": "/reachability/raft/ok", "value": false}])
+	outcome(facts) == fixtures.denied({"RAFT_UNREACHABLE", "IDENTITY_MISMATCH"})
+}
+
+# --- TLS identity at promotion -----------------------------------------------
+
+# The promote pipeline runs this stage too, so a staged non-voter proves its
+# identity again before it becomes a voter.
+test_promote_tls_other_id_denied if {
+	facts := fixtures.promote_patched("/reachability/api/tls", tls_on(["spiffe://prod.example/admitd/n5"], ["n5"]))
+	outcome(facts) == fixtures.denied({"IDENTITY_MISMATCH"})
+	some msg in deny_messages(facts, "IDENTITY_MISMATCH")
+	contains(msg, "candidate n4: the API at http://127.0.0.1:7430 did not prove that identity")
+}
+
+test_promote_tls_names_candidate_allowed if {
+	outcome(fixtures.promote) == fixtures.allowed
+	outcome(fixtures.promote_patched("/reachability/api/tls", tls_on(["spiffe://prod.example/admitd/n4"], []))) == fixtures.allowed
+}
+
+test_promote_tls_missing_denied if {
+	outcome(fixtures.promote_without("/reachability/api/tls")) == fixtures.denied({"IDENTITY_UNPROVEN"})
+}
+
 # --- fail closed -------------------------------------------------------------
 
 # Even if every deny rule were deleted, allow needs its own proof.
@@ -199,6 +350,11 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.patched("/reachability/api/status", 500),
 		fixtures.patched("/reachability/api/status", "200"),
 		fixtures.patched("/candidate/api_url", ""),
+		fixtures.without("/reachability/api/tls"),
+		fixtures.patched("/reachability/api/tls/enabled", "false"),
+		tls_facts(["spiffe://d/admitd/n5"], ["n5"]),
+		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": false}]),
+		fixtures.promote_patched("/reachability/api/tls", tls_on(["spiffe://d/admitd/n5"], [])),
 	] {
 		data.admitd.stages.reachability.allow == false with input as facts
 			with data.admitd.stages.reachability.deny as set()
@@ -210,7 +366,7 @@ test_messages_survive_garbage_input if {
 	facts := {"candidate": 1, "reachability": {"collected": true, "error": 2, "raft": {}, "api": {"ok": true}}}
 	outcome(facts) == fixtures.denied({
 		"CANDIDATE_MALFORMED", "REACHABILITY_MALFORMED",
-		"RAFT_UNREACHABLE", "API_BAD_STATUS",
+		"RAFT_UNREACHABLE", "API_BAD_STATUS", "IDENTITY_UNPROVEN",
 	})
 	some msg in deny_messages(facts, "RAFT_UNREACHABLE")
 	contains(msg, "candidate <no id>: raft address <no raft_addr>")

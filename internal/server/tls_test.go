@@ -81,7 +81,7 @@ func TestCandidateCertificateNamingAnotherIDRefused(t *testing.T) {
 	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusForbidden {
 		t.Fatalf("admission: %d %s", r.status, r.body)
 	}
-	if d.StoppedAt != "init_state" || !strings.Contains(d.Reason, "IDENTITY_MISMATCH") || !d.Permanent || d.Applied != nil {
+	if d.StoppedAt != "reachability" || !strings.Contains(d.Reason, "IDENTITY_MISMATCH") || !d.Permanent || d.Applied != nil {
 		t.Fatalf("decision: stopped at %s, permanent %v: %s", d.StoppedAt, d.Permanent, d.Reason)
 	}
 }
