@@ -11,32 +11,32 @@ import (
 	"github.com/admitd/admitd/facts"
 )
 
-var _ facts.ClusterView = (*Node)(nil)
+var _ facts.ClusterView = (*Host)(nil)
 
 // ClusterConfig implements facts.ClusterView on the leader (ErrNotLeader
 // elsewhere). Index and Servers are one committed configuration entry and
 // its index, so a Grant's prevIndex names exactly the servers the policy saw.
-func (n *Node) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
-	if !n.IsLeader() {
+func (h *Host) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
+	if !h.IsLeader() {
 		return facts.ClusterConfig{}, ErrNotLeader
 	}
-	index, servers, err := n.committedConfig(ctx)
+	index, servers, err := h.committedConfig(ctx)
 	if err != nil {
 		return facts.ClusterConfig{}, err
 	}
-	leaderAddr, leaderID := n.raft.LeaderWithID()
+	leaderAddr, leaderID := h.raft.LeaderWithID()
 	out := facts.ClusterConfig{
-		ClusterID:  n.ClusterID(),
+		ClusterID:  h.ClusterID(),
 		Index:      index,
-		Term:       n.raft.CurrentTerm(),
-		SelfID:     n.cfg.ID,
+		Term:       h.raft.CurrentTerm(),
+		SelfID:     h.ID(),
 		LeaderID:   string(leaderID),
 		LeaderAddr: string(leaderAddr),
-		Tombstones: n.fsm.tombstones(),
-		Staged:     slices.Sorted(maps.Keys(n.fsm.staged())),
-		LastIndex:  n.raft.LastIndex(),
+		Tombstones: h.fsm.tombstones(),
+		Staged:     slices.Sorted(maps.Keys(h.fsm.staged())),
+		LastIndex:  h.raft.LastIndex(),
 	}
-	members := n.fsm.members()
+	members := h.fsm.members()
 	for _, s := range servers {
 		out.Servers = append(out.Servers, facts.ConfigServer{
 			ID:       string(s.ID),
@@ -55,23 +55,23 @@ func (n *Node) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
 // after an election or a change) a barrier lets it catch up; if a change is
 // still in flight the older pair is returned and a change built on it fails
 // with ErrConfigChanged, which is the safe outcome.
-func (n *Node) committedConfig(ctx context.Context) (uint64, []raft.Server, error) {
-	index, servers := n.fsm.configuration()
-	if index != 0 && slices.Equal(servers, n.latestServers()) {
+func (h *Host) committedConfig(ctx context.Context) (uint64, []raft.Server, error) {
+	index, servers := h.fsm.configuration()
+	if index != 0 && slices.Equal(servers, h.latestServers()) {
 		return index, servers, nil
 	}
-	if err := n.barrier(ctx); err != nil {
+	if err := h.barrier(ctx); err != nil {
 		return 0, nil, err
 	}
-	index, servers = n.fsm.configuration()
+	index, servers = h.fsm.configuration()
 	if index == 0 {
 		return 0, nil, errors.New("raftglue: no committed configuration yet")
 	}
 	return index, servers, nil
 }
 
-func (n *Node) latestServers() []raft.Server {
-	f := n.raft.GetConfiguration()
+func (h *Host) latestServers() []raft.Server {
+	f := h.raft.GetConfiguration()
 	if f.Error() != nil {
 		return nil
 	}

@@ -32,7 +32,6 @@ const (
 	opRegister       = "register"
 	opTombstone      = "tombstone"
 	opClearTombstone = "clear_tombstone"
-	opPut            = "put"
 	opUnstage        = "unstage"
 	opSetURL         = "set_url"
 )
@@ -43,8 +42,6 @@ type command struct {
 	ClusterID string `json:"cluster_id,omitempty"`
 	ID        string `json:"id,omitempty"`
 	APIURL    string `json:"api_url,omitempty"`
-	Key       string `json:"key,omitempty"`
-	Value     string `json:"value,omitempty"`
 	// Stage, on a register, marks the member as staged; a register
 	// without it (a promotion) ends the stage.
 	Stage *Stage `json:"stage,omitempty"`
@@ -55,7 +52,6 @@ type fsmState struct {
 	ClusterID  string            `json:"cluster_id"`
 	Members    map[string]Member `json:"members"`
 	Tombstones map[string]bool   `json:"tombstones"`
-	Entries    map[string]string `json:"entries"`
 	Staged     map[string]Stage  `json:"staged"`
 	// ConfigIndex and Config are the last committed raft configuration, fed
 	// by StoreConfiguration: raft v1.8.0's GetConfiguration().Index() is 0.
@@ -67,12 +63,13 @@ func newState() fsmState {
 	return fsmState{
 		Members:    map[string]Member{},
 		Tombstones: map[string]bool{},
-		Entries:    map[string]string{},
 		Staged:     map[string]Stage{},
 	}
 }
 
-// fsm implements raft.FSM and raft.ConfigurationStore.
+// fsm is admitd's replicated state: the cluster id, members' metadata,
+// tombstones, stages and the committed configuration. FSM wraps it beside
+// the host's own.
 type fsm struct {
 	mu sync.RWMutex
 	st fsmState
@@ -117,8 +114,6 @@ func (s *fsmState) apply(c command) error {
 		delete(s.Staged, c.ID)
 	case opClearTombstone:
 		delete(s.Tombstones, c.ID)
-	case opPut:
-		s.Entries[c.Key] = c.Value
 	default:
 		return fmt.Errorf("raftglue: unknown command %q", c.Op)
 	}
@@ -143,6 +138,13 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	return fsmSnapshot(data), nil
 }
 
+// reset empties the state, for a snapshot that carried none of it.
+func (f *fsm) reset() {
+	f.mu.Lock()
+	f.st = newState()
+	f.mu.Unlock()
+}
+
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st := newState()
@@ -163,9 +165,6 @@ func (s *fsmState) fillNil() {
 	}
 	if s.Tombstones == nil {
 		s.Tombstones = map[string]bool{}
-	}
-	if s.Entries == nil {
-		s.Entries = map[string]string{}
 	}
 	if s.Staged == nil {
 		s.Staged = map[string]Stage{}
@@ -208,19 +207,6 @@ func (f *fsm) staged() map[string]Stage {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return maps.Clone(f.st.Staged)
-}
-
-func (f *fsm) get(key string) (string, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	v, ok := f.st.Entries[key]
-	return v, ok
-}
-
-func (f *fsm) entries() int {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	return len(f.st.Entries)
 }
 
 func (f *fsm) configuration() (uint64, []raft.Server) {

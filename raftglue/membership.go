@@ -24,41 +24,41 @@ import (
 // committed: ask HasMember before retrying). A non-zero index with an error
 // wrapping ErrMetadataNotApplied means a staged member was promoted but the
 // end of its stage was not recorded (ReconcileStaged records it).
-func (n *Node) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) {
+func (h *Host) AddVoter(ctx context.Context, g admission.Grant) (uint64, error) {
 	if !g.Valid() {
 		return 0, ErrNotGranted
 	}
 	c := g.Candidate()
 	// A staged member becomes a voter only through the promote phase, so
 	// an admit grant cannot skip its catch-up.
-	if _, staged := n.fsm.staged()[c.ID]; staged != (g.Phase() == facts.PhasePromote) {
+	if _, staged := h.fsm.staged()[c.ID]; staged != (g.Phase() == facts.PhasePromote) {
 		return 0, fmt.Errorf("%w: a %s grant for %s, which is staged: %v", ErrNotGranted, g.Phase(), c.ID, staged)
 	}
-	return n.addVoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
+	return h.addVoter(ctx, c.ID, c.RaftAddr, c.APIURL, g.ConfigIndex())
 }
 
 // AddNonvoter is AddVoter for a non-voting member: a staged join. The
 // member is recorded as staged, under the grant's decision id as its
 // admission id, until a promote grant's AddVoter or RemoveStaged ends it.
-func (n *Node) AddNonvoter(ctx context.Context, g admission.Grant) (uint64, error) {
+func (h *Host) AddNonvoter(ctx context.Context, g admission.Grant) (uint64, error) {
 	if !g.Valid() {
 		return 0, ErrNotGranted
 	}
 	if g.Phase() != facts.PhaseAdmit {
 		return 0, fmt.Errorf("%w: a %s grant cannot add a member", ErrNotGranted, g.Phase())
 	}
-	return n.stageNonvoter(ctx, g.Candidate(), g.DecisionID(), g.ConfigIndex())
+	return h.stageNonvoter(ctx, g.Candidate(), g.DecisionID(), g.ConfigIndex())
 }
 
 // stageNonvoter is the ungated staged add; only AddNonvoter and tests reach it.
-func (n *Node) stageNonvoter(ctx context.Context, c facts.Candidate, admissionID string, prevIndex uint64) (uint64, error) {
+func (h *Host) stageNonvoter(ctx context.Context, c facts.Candidate, admissionID string, prevIndex uint64) (uint64, error) {
 	stage := &Stage{AdmissionID: admissionID, RaftAddr: c.RaftAddr, APIURL: c.APIURL, StagedAtMS: time.Now().UnixMilli()}
-	return n.addServer(ctx, command{Op: opRegister, ID: c.ID, APIURL: c.APIURL, Stage: stage}, c.RaftAddr, prevIndex, n.raft.AddNonvoter)
+	return h.addServer(ctx, command{Op: opRegister, ID: c.ID, APIURL: c.APIURL, Stage: stage}, c.RaftAddr, prevIndex, h.raft.AddNonvoter)
 }
 
 // addVoter is the ungated raft call; only AddVoter and tests reach it.
-func (n *Node) addVoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
-	return n.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, n.raft.AddVoter)
+func (h *Host) addVoter(ctx context.Context, id, addr, apiURL string, prevIndex uint64) (uint64, error) {
+	return h.addServer(ctx, command{Op: opRegister, ID: id, APIURL: apiURL}, addr, prevIndex, h.raft.AddVoter)
 }
 
 type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture
@@ -69,7 +69,7 @@ type addFunc func(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft
 // leaves neither a member nobody can reach nor a stage nobody watches;
 // metadata alone never changes membership, and a stage whose change did
 // not commit is dropped (here, or by ReconcileStaged).
-func (n *Node) addServer(ctx context.Context, reg command, addr string, prevIndex uint64, add addFunc) (uint64, error) {
+func (h *Host) addServer(ctx context.Context, reg command, addr string, prevIndex uint64, add addFunc) (uint64, error) {
 	id := reg.ID
 	if id == "" || addr == "" {
 		return 0, errors.New("raftglue: server id and address are required")
@@ -77,38 +77,38 @@ func (n *Node) addServer(ctx context.Context, reg command, addr string, prevInde
 	if prevIndex == 0 {
 		return 0, ErrNoPrevIndex
 	}
-	if err := n.recordBefore(ctx, reg); err != nil {
+	if err := h.recordBefore(ctx, reg); err != nil {
 		return 0, err
 	}
-	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+	index, _, err := h.await(ctx, func(timeout time.Duration) raft.IndexFuture {
 		return add(raft.ServerID(id), raft.ServerAddress(addr), prevIndex, timeout)
 	})
 	if err != nil {
 		if reg.Stage != nil && errors.Is(err, ErrConfigChanged) {
 			// Certainly not added: its stage must not hold a slot.
-			_ = n.applyMetadata(ctx, command{Op: opUnstage, ID: id})
+			_ = h.applyMetadata(ctx, command{Op: opUnstage, ID: id})
 		}
 		return 0, err
 	}
 	failpoint.Inject("raftglue/before-metadata")
-	if _, staged := n.fsm.staged()[id]; reg.Stage == nil && staged {
+	if _, staged := h.fsm.staged()[id]; reg.Stage == nil && staged {
 		// A promotion: the register ends the stage. The members map is
 		// keyed by id, so a retry cannot duplicate anything.
-		return index, n.applyMetadata(ctx, reg)
+		return index, h.applyMetadata(ctx, reg)
 	}
 	return index, nil
 }
 
 // recordBefore records a member's metadata ahead of its raft change: the
 // stage for a staged add, else the API URL unless it is already known.
-func (n *Node) recordBefore(ctx context.Context, reg command) error {
+func (h *Host) recordBefore(ctx context.Context, reg command) error {
 	if reg.Stage == nil {
-		if m, ok := n.fsm.members()[reg.ID]; ok && m.APIURL == reg.APIURL {
+		if m, ok := h.fsm.members()[reg.ID]; ok && m.APIURL == reg.APIURL {
 			return nil
 		}
 		reg = command{Op: opSetURL, ID: reg.ID, APIURL: reg.APIURL}
 	}
-	_, err := n.apply(ctx, reg)
+	_, err := h.apply(ctx, reg)
 	return err
 }
 
@@ -116,10 +116,10 @@ func (n *Node) recordBefore(ctx context.Context, reg command) error {
 // outlives the caller's ctx (bounded by ApplyTimeout) because the change
 // already stands, and its error wraps only ErrMetadataNotApplied so callers
 // never mistake it for the change's own ErrTimeout or ErrLeadershipLost.
-func (n *Node) applyMetadata(ctx context.Context, c command) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.cfg.ApplyTimeout)
+func (h *Host) applyMetadata(ctx context.Context, c command) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.applyTimeout)
 	defer cancel()
-	if _, err := n.apply(ctx, c); err != nil {
+	if _, err := h.apply(ctx, c); err != nil {
 		return fmt.Errorf("%w: %v", ErrMetadataNotApplied, err)
 	}
 	return nil
@@ -127,44 +127,44 @@ func (n *Node) applyMetadata(ctx context.Context, c command) error {
 
 // RemoveServer removes id if the configuration is still the one at prevIndex,
 // then records a tombstone for it. Error semantics are AddVoter's.
-func (n *Node) RemoveServer(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
+func (h *Host) RemoveServer(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
 	if id == "" {
 		return 0, errors.New("raftglue: server id is required")
 	}
-	return n.removeServer(ctx, id, prevIndex, opTombstone)
+	return h.removeServer(ctx, id, prevIndex, opTombstone)
 }
 
 // RemoveStaged removes a staged non-voter that was not promoted, if the
 // configuration is still the one at prevIndex. It leaves no tombstone: the
 // node never voted, and its raft state already marks it as initialized.
 // Error semantics are AddVoter's.
-func (n *Node) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
-	if _, ok := n.fsm.staged()[id]; !ok {
+func (h *Host) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
+	if _, ok := h.fsm.staged()[id]; !ok {
 		return 0, fmt.Errorf("raftglue: %s is not a staged member", id)
 	}
-	return n.removeServer(ctx, id, prevIndex, opUnstage)
+	return h.removeServer(ctx, id, prevIndex, opUnstage)
 }
 
 // removeServer makes the raft change, then records op for id.
-func (n *Node) removeServer(ctx context.Context, id string, prevIndex uint64, op string) (uint64, error) {
+func (h *Host) removeServer(ctx context.Context, id string, prevIndex uint64, op string) (uint64, error) {
 	if prevIndex == 0 {
 		return 0, ErrNoPrevIndex
 	}
-	index, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
-		return n.raft.RemoveServer(raft.ServerID(id), prevIndex, timeout)
+	index, _, err := h.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return h.raft.RemoveServer(raft.ServerID(id), prevIndex, timeout)
 	})
 	if err != nil {
 		return 0, err
 	}
-	return index, n.applyMetadata(ctx, command{Op: op, ID: id})
+	return index, h.applyMetadata(ctx, command{Op: op, ID: id})
 }
 
 // Staged lists the staged non-voters by id.
-func (n *Node) Staged() map[string]Stage { return n.fsm.staged() }
+func (h *Host) Staged() map[string]Stage { return h.fsm.staged() }
 
 // ClearTombstone forgets that id was removed. Leader only.
-func (n *Node) ClearTombstone(ctx context.Context, id string) error {
-	_, err := n.apply(ctx, command{Op: opClearTombstone, ID: id})
+func (h *Host) ClearTombstone(ctx context.Context, id string) error {
+	_, err := h.apply(ctx, command{Op: opClearTombstone, ID: id})
 	return err
 }
 
@@ -173,13 +173,13 @@ func (n *Node) ClearTombstone(ctx context.Context, id string) error {
 // ErrTimeout to learn whether the change committed. On the leader it first
 // waits for a barrier so the answer is committed state; elsewhere it is the
 // local, possibly not yet committed, view.
-func (n *Node) HasMember(ctx context.Context, id, addr string) (suffrage string, present bool, err error) {
-	if n.IsLeader() {
-		if err := n.barrier(ctx); err != nil {
+func (h *Host) HasMember(ctx context.Context, id, addr string) (suffrage string, present bool, err error) {
+	if h.IsLeader() {
+		if err := h.barrier(ctx); err != nil {
 			return "", false, err
 		}
 	}
-	f := n.raft.GetConfiguration()
+	f := h.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return "", false, mapError(err)
 	}
@@ -229,12 +229,12 @@ func isConfigChanged(err error) bool {
 // ReconcileStaged ends the stage of every staged id the configuration has
 // moved past: promoted to voter (its promotion's metadata commit was lost)
 // or no longer a member. Leader only.
-func (n *Node) ReconcileStaged(ctx context.Context) error {
-	staged := n.fsm.staged()
+func (h *Host) ReconcileStaged(ctx context.Context) error {
+	staged := h.fsm.staged()
 	if len(staged) == 0 {
 		return nil
 	}
-	_, servers, err := n.committedConfig(ctx)
+	_, servers, err := h.committedConfig(ctx)
 	if err != nil {
 		return err
 	}
@@ -242,9 +242,9 @@ func (n *Node) ReconcileStaged(ctx context.Context) error {
 		i := slices.IndexFunc(servers, func(s raft.Server) bool { return string(s.ID) == id })
 		switch {
 		case i < 0:
-			_, err = n.apply(ctx, command{Op: opUnstage, ID: id})
+			_, err = h.apply(ctx, command{Op: opUnstage, ID: id})
 		case servers[i].Suffrage == raft.Voter:
-			_, err = n.apply(ctx, command{Op: opRegister, ID: id, APIURL: st.APIURL})
+			_, err = h.apply(ctx, command{Op: opRegister, ID: id, APIURL: st.APIURL})
 		}
 		if err != nil {
 			return err

@@ -6,14 +6,11 @@ package raftglue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -28,8 +25,9 @@ type Node struct {
 	addr     string // advertised raft address (resolved when the port was 0)
 	hadState bool   // raft state existed when Open ran
 
-	raft  RaftAPI
-	fsm   *fsm
+	*Host // admitd's side of this node's raft
+	raft  *raft.Raft
+	kv    *kvFSM // the daemon's own replicated state, wrapped like any host's
 	trans *fencedTransport
 	wal   *raftwal.WAL
 	meta  *metadb.BoltMetaDB
@@ -45,7 +43,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, fsm: newFSM()}
+	n := &Node{cfg: cfg, kv: newKVFSM()}
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -87,12 +85,14 @@ func (n *Node) open() error {
 	}
 	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence || n.admitted())
 	n.addr = string(n.trans.LocalAddr())
-	r, err := raft.NewRaft(n.cfg.raftConfig(), n.fsm, wal, wal, snaps, n.trans)
+	wrapped := WrapFSM(n.kv)
+	r, err := raft.NewRaft(n.cfg.raftConfig(), wrapped, wal, wal, snaps, n.trans)
 	if err != nil {
 		return fmt.Errorf("raftglue: start raft: %w", err)
 	}
 	n.raft = r
-	return nil
+	n.Host, err = NewHost(r, wrapped, HostOptions{ID: n.cfg.ID, APIURL: n.cfg.APIURL, ApplyTimeout: n.cfg.ApplyTimeout})
+	return err
 }
 
 // closeStores releases what a failed Open had already opened.
@@ -175,128 +175,16 @@ func (n *Node) admitted() bool {
 // Fenced says whether raft RPCs are still refused.
 func (n *Node) Fenced() bool { return !n.trans.open.Load() }
 
-// EnsureClusterID sets a random cluster id if none is set yet and registers
-// this node's API URL. Leader only. Bootstrap calls it; it also repairs a
-// node that crashed between bootstrapping and setting the id. The FSM keeps
-// the first id, so a racing second call cannot change it.
-func (n *Node) EnsureClusterID(ctx context.Context) error {
-	if n.ClusterID() == "" {
-		id, err := newClusterID()
-		if err != nil {
-			return err
-		}
-		if _, err := n.apply(ctx, command{Op: opSetClusterID, ClusterID: id}); err != nil {
-			return err
-		}
-	}
-	_, err := n.apply(ctx, command{Op: opRegister, ID: n.cfg.ID, APIURL: n.cfg.APIURL})
-	return err
-}
-
-func newClusterID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("raftglue: cluster id: %w", err)
-	}
-	return hex.EncodeToString(b), nil
-}
-
-// Put replicates key=value through the log. Leader only. It exists to put
-// load on the log in tests and benchmarks.
+// Put replicates key=value through the log as a host command (not an
+// admitd one). Leader only. It exists to put load on the log in tests and
+// benchmarks.
 func (n *Node) Put(ctx context.Context, key, value string) error {
-	_, err := n.apply(ctx, command{Op: opPut, Key: key, Value: value})
-	return err
-}
-
-// apply replicates one FSM command and waits, bounded by ctx, until the
-// leader has applied it.
-func (n *Node) apply(ctx context.Context, c command) (uint64, error) {
-	data, err := json.Marshal(c)
+	data, err := json.Marshal(kvCommand{Key: key, Value: value})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	index, resp, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
-		return n.raft.Apply(data, timeout)
-	})
-	if err != nil {
-		return 0, err
-	}
-	if respErr, ok := resp.(error); ok {
-		return index, respErr
-	}
-	return index, nil
-}
-
-// await runs a raft call and waits for its future in a goroutine, so ctx
-// bounds the whole call: raft's own timeout only bounds enqueueing.
-func (n *Node) await(ctx context.Context, call func(time.Duration) raft.IndexFuture) (uint64, any, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, nil, fmt.Errorf("%w: %w", ErrTimeout, err)
-	}
-	type result struct {
-		index uint64
-		resp  any
-		err   error
-	}
-	done := make(chan result, 1)
-	timeout := n.enqueueTimeout(ctx)
-	go func() {
-		f := call(timeout)
-		err := f.Error()
-		var res result
-		if err == nil {
-			res = result{index: f.Index(), resp: response(f)}
-		}
-		res.err = err
-		done <- res
-	}()
-	select {
-	case r := <-done:
-		return r.index, r.resp, mapError(r.err)
-	case <-ctx.Done():
-		return 0, nil, fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-	}
-}
-
-func response(f raft.IndexFuture) any {
-	if af, ok := f.(raft.ApplyFuture); ok {
-		return af.Response()
-	}
-	return nil
-}
-
-func (n *Node) enqueueTimeout(ctx context.Context) time.Duration {
-	if dl, ok := ctx.Deadline(); ok {
-		return max(time.Until(dl), time.Millisecond)
-	}
-	return n.cfg.ApplyTimeout
-}
-
-// barrier waits until everything before it is applied to the FSM. Leader only.
-func (n *Node) barrier(ctx context.Context) error {
-	_, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture {
-		return barrierFuture{n.raft.Barrier(timeout)}
-	})
+	_, _, err = n.await(ctx, func(timeout time.Duration) raft.IndexFuture { return n.raft.Apply(data, timeout) })
 	return err
-}
-
-// barrierFuture adapts raft's plain Future to IndexFuture for await.
-type barrierFuture struct{ raft.Future }
-
-func (barrierFuture) Index() uint64 { return 0 }
-
-// waitFor polls cond until it holds or ctx ends.
-func waitFor(ctx context.Context, cond func() bool) error {
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrTimeout, ctx.Err())
-		case <-t.C:
-		}
-	}
-	return nil
 }
 
 // ID is this node's raft server id.
@@ -312,62 +200,14 @@ func (n *Node) APIURL() string { return n.cfg.APIURL }
 // handle itself is not exported: membership changes go through a Grant.
 func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 
-// ClusterID is the replicated cluster id, "" until one is known here.
-func (n *Node) ClusterID() string { return n.fsm.clusterID() }
-
 // Initialized reports whether this node has raft state or knows a cluster
 // id: such a node must never be bootstrapped or admitted as new.
 func (n *Node) Initialized() bool {
 	return n.hadState || n.raft.LastIndex() > 0 || n.ClusterID() != ""
 }
 
-// LastIndex is the last log index in stable storage (log or snapshot).
-func (n *Node) LastIndex() uint64 { return n.raft.LastIndex() }
-
-// LastTerm is the term of the last log entry.
-func (n *Node) LastTerm() uint64 {
-	t, _ := strconv.ParseUint(n.raft.Stats()["last_log_term"], 10, 64)
-	return t
-}
-
-// LastContact is when this node last heard from a leader (zero if never;
-// the leader itself reports now).
-func (n *Node) LastContact() time.Time {
-	if n.IsLeader() {
-		return time.Now()
-	}
-	return n.raft.LastContact()
-}
-
-// Term is the current raft term.
-func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
-
-// State is raft's state name: "Leader", "Follower", "Candidate", "Shutdown".
-func (n *Node) State() string { return n.raft.State().String() }
-
-// IsLeader reports whether this node is the leader right now.
-func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
-
-// LeaderID is the current leader's id as this node knows it, or "".
-func (n *Node) LeaderID() string {
-	_, id := n.raft.LeaderWithID()
-	return string(id)
-}
-
-// LeaderAddr is the current leader's raft address as this node knows it, or "".
-func (n *Node) LeaderAddr() string {
-	addr, _ := n.raft.LeaderWithID()
-	return string(addr)
-}
-
-// Members is the replicated id -> member metadata map (a copy).
-func (n *Node) Members() map[string]Member { return n.fsm.members() }
-
-// Tombstones lists removed server ids, sorted.
-func (n *Node) Tombstones() []string { return n.fsm.tombstones() }
-
 // Get reads an entry written by Put from the local FSM.
-func (n *Node) Get(key string) (string, bool) { return n.fsm.get(key) }
+func (n *Node) Get(key string) (string, bool) { return n.kv.get(key) }
 
 // Entries is the number of distinct keys written by Put.
-func (n *Node) Entries() int { return n.fsm.entries() }
+func (n *Node) Entries() int { return n.kv.entries() }

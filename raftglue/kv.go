@@ -1,0 +1,71 @@
+package raftglue
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// kvFSM is the daemon's own replicated state: key/values that tests and
+// benchmarks write to give the log some weight. admitd's state is not in
+// it: the daemon wraps it with WrapFSM like any host.
+type kvFSM struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+type kvCommand struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+func newKVFSM() *kvFSM { return &kvFSM{m: map[string]string{}} }
+
+func (f *kvFSM) Apply(l *raft.Log) any {
+	var c kvCommand
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return fmt.Errorf("raftglue: bad key/value command at index %d: %w", l.Index, err)
+	}
+	f.mu.Lock()
+	f.m[c.Key] = c.Value
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *kvFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	data, err := json.Marshal(f.m)
+	if err != nil {
+		return nil, err
+	}
+	return fsmSnapshot(data), nil
+}
+
+func (f *kvFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m := map[string]string{}
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		return fmt.Errorf("raftglue: restore key/values: %w", err)
+	}
+	f.mu.Lock()
+	f.m = m
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *kvFSM) get(key string) (string, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	v, ok := f.m[key]
+	return v, ok
+}
+
+func (f *kvFSM) entries() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.m)
+}
