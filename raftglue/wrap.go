@@ -29,7 +29,7 @@ const snapshotMagic = "admitd wrapped fsm snapshot v1\n"
 // exactly the calls raft would have made on the host alone.
 type FSM struct {
 	host  raft.FSM
-	batch raft.BatchingFSM       // host, when it batches
+	batch raft.BatchingFSM        // host, when it batches
 	confs raft.ConfigurationStore // host, when it stores configurations
 	st    *fsm
 
@@ -40,7 +40,7 @@ type FSM struct {
 }
 
 var (
-	_ raft.BatchingFSM       = (*FSM)(nil)
+	_ raft.BatchingFSM        = (*FSM)(nil)
 	_ raft.ConfigurationStore = (*FSM)(nil)
 )
 
