@@ -3,8 +3,10 @@ package raftglue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/hashicorp/raft"
 
@@ -56,6 +58,9 @@ func (h *Host) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
 // still in flight the older pair is returned and a change built on it fails
 // with ErrConfigChanged, which is the safe outcome.
 func (h *Host) committedConfig(ctx context.Context) (uint64, []raft.Server, error) {
+	if err := h.checkFSM(ctx); err != nil {
+		return 0, nil, err
+	}
 	index, servers := h.fsm.configuration()
 	if index != 0 && slices.Equal(servers, h.latestServers()) {
 		return index, servers, nil
@@ -64,10 +69,35 @@ func (h *Host) committedConfig(ctx context.Context) (uint64, []raft.Server, erro
 		return 0, nil, err
 	}
 	index, servers = h.fsm.configuration()
+	if index == 0 && len(h.latestServers()) > 0 {
+		if err := h.refreshConfiguration(ctx); err != nil {
+			return 0, nil, err
+		}
+		index, servers = h.fsm.configuration()
+	}
 	if index == 0 {
 		return 0, nil, errors.New("raftglue: no committed configuration yet")
 	}
 	return index, servers, nil
+}
+
+// refreshConfiguration commits the current configuration once more, so the
+// FSM learns its index. It is needed once after a snapshot taken before the
+// wrapper was restored (the index was inside it) and no configuration
+// entry came since: the leader re-adds itself as the voter it is, which
+// changes no server.
+func (h *Host) refreshConfiguration(ctx context.Context) error {
+	addr, id := h.raft.LeaderWithID()
+	if !h.IsLeader() || id == "" {
+		return ErrNotLeader
+	}
+	_, _, err := h.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return h.raft.AddVoter(id, addr, 0, timeout)
+	})
+	if err != nil {
+		return fmt.Errorf("raftglue: committing the configuration again to learn its index: %w", err)
+	}
+	return h.barrier(ctx)
 }
 
 func (h *Host) latestServers() []raft.Server {

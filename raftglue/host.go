@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -22,6 +23,7 @@ type Host struct {
 	id           string // this server's id; "" learns it while leading
 	apiURL       string // registered for this server by EnsureClusterID
 	applyTimeout time.Duration
+	fsmChecked   atomic.Bool
 }
 
 // HostOptions are what a Host needs beyond raft and the wrapper.
@@ -40,6 +42,8 @@ type HostOptions struct {
 var (
 	ErrNoRaft = errors.New("raftglue: a raft server is required")
 	ErrNoFSM  = errors.New("raftglue: the FSM wrapper given to raft.NewRaft is required (admitd.WrapFSM)")
+	// ErrWrongFSM: raft applies its log to an FSM other than this wrapper.
+	ErrWrongFSM = errors.New("raftglue: raft was not given this FSM: pass the wrapper from WrapFSM to raft.NewRaft")
 )
 
 // NewHost builds a Host over r, which must have been created with w as its FSM.
@@ -96,6 +100,9 @@ func newClusterID() (string, error) {
 // apply replicates one admitd command, marked with Extension, and waits,
 // bounded by ctx, until the leader has applied it.
 func (h *Host) apply(ctx context.Context, c command) (uint64, error) {
+	if err := h.checkFSM(ctx); err != nil {
+		return 0, err
+	}
 	entry, err := encodeCommand(c)
 	if err != nil {
 		return 0, err
@@ -110,6 +117,25 @@ func (h *Host) apply(ctx context.Context, c command) (uint64, error) {
 		return index, respErr
 	}
 	return index, nil
+}
+
+// checkFSM proves, once, that raft applies its log to this wrapper before
+// anything of admitd's is written: after a barrier on the leader, raft has
+// handed the wrapper at least one entry or snapshot (a bootstrapped log
+// starts with a configuration entry), unless it was given another FSM.
+func (h *Host) checkFSM(ctx context.Context) error {
+	if h.fsmChecked.Load() || h.wrap.touched.Load() {
+		h.fsmChecked.Store(true)
+		return nil
+	}
+	if err := h.barrier(ctx); err != nil {
+		return err
+	}
+	if !h.wrap.touched.Load() {
+		return ErrWrongFSM
+	}
+	h.fsmChecked.Store(true)
+	return nil
 }
 
 // await runs a raft call and waits for its future in a goroutine, so ctx

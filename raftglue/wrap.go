@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -37,6 +38,9 @@ type FSM struct {
 	// restored: admitd's state (and the configuration index) starts empty.
 	mu             sync.Mutex
 	restoredLegacy bool
+	// touched is set by the first call from raft: a leader whose wrapper
+	// raft never called after a barrier was given another FSM.
+	touched atomic.Bool
 }
 
 var (
@@ -70,6 +74,7 @@ func (w *FSM) Apply(l *raft.Log) any {
 // included, as raft does), else one Apply per command and
 // StoreConfiguration per configuration entry, as raft's applySingle does.
 func (w *FSM) ApplyBatch(logs []*raft.Log) []any {
+	w.touched.Store(true)
 	out := make([]any, len(logs))
 	var hostLogs []*raft.Log
 	var hostAt []int
@@ -107,6 +112,7 @@ func (w *FSM) ApplyBatch(logs []*raft.Log) []any {
 // never happens with the wrapper; it is here so a caller that does call it
 // gets the same effect as a configuration entry in ApplyBatch.
 func (w *FSM) StoreConfiguration(index uint64, c raft.Configuration) {
+	w.touched.Store(true)
 	w.st.StoreConfiguration(index, c)
 	if w.confs != nil {
 		w.confs.StoreConfiguration(index, c)
@@ -131,6 +137,7 @@ func (w *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore reads a wrapped snapshot, or hands a snapshot taken before the
 // wrapper whole to the host and starts admitd's state empty.
 func (w *FSM) Restore(rc io.ReadCloser) error {
+	w.touched.Store(true)
 	br := bufio.NewReader(rc)
 	head, err := br.Peek(len(snapshotMagic))
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {

@@ -163,12 +163,8 @@ func serve(ctx context.Context, cfg Config, node *raftglue.Node, srv *server.Ser
 	log.Info("serving", "id", cfg.ID, "version", version.Version, "http", ln.Addr().String(),
 		"api_url", cfg.APIURL, "raft", node.Addr(), "data_dir", cfg.DataDir)
 	go func() { errc <- enter(ctx, cfg, node) }()
-	promCtx, stopPromoter := context.WithCancel(ctx)
-	promoterDone := make(chan struct{})
-	go func() { defer close(promoterDone); srv.RunPromoter(promCtx) }()
 	err := waitForEnd(ctx, errc)
-	stopPromoter()
-	<-promoterDone
+	_ = srv.Close() // the gate's promoter stops before raft does
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = hs.Shutdown(shutCtx)

@@ -23,7 +23,7 @@ func (s *Server) handleAdmissionStatus(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status, error) {
 	st := &admission.Status{AdmissionID: id, Decisions: s.admissionDecisions(id)}
-	if sp, ok := s.prom.byAdmission(id); ok {
+	if sp, ok := s.gate.ProgressOf(id); ok {
 		st.State, st.Candidate, st.Progress = admission.StateStaged, sp.Candidate, &sp
 		return st, nil
 	}

@@ -41,6 +41,7 @@ func benchNode(b *testing.B, id string, bootstrap bool) (*raftglue.Node, *server
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { _ = srv.Close() })
 	hs := &http.Server{Handler: srv.Handler()}
 	go func() { _ = hs.Serve(ln) }()
 	b.Cleanup(func() {

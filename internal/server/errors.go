@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/raftglue"
 )
@@ -25,11 +26,11 @@ var (
 	ErrTooLarge       = errors.New("request body too large")
 	ErrUnauthorized   = errors.New("unauthenticated")
 	ErrNoLeader       = errors.New("no leader")
-	ErrKeptChanging   = errors.New("the configuration kept changing")
+	ErrKeptChanging   = admitd.ErrKeptChanging
 	ErrNotFound       = errors.New("not found")
 	ErrNotReady       = errors.New("not ready")
 	ErrForwardFailed  = errors.New("forwarding to the leader failed")
-	ErrOutcomeUnknown = errors.New("the change may or may not have been applied")
+	ErrOutcomeUnknown = admitd.ErrOutcomeUnknown
 	ErrRateLimited    = errors.New("rate limited")
 )
 
@@ -44,6 +45,10 @@ var errorTable = []struct {
 	{ErrBadRequest, http.StatusBadRequest, "BAD_REQUEST"},
 	{ErrUnauthorized, http.StatusUnauthorized, "UNAUTHENTICATED"},
 	{ErrNotFound, http.StatusNotFound, "NOT_FOUND"},
+	{admitd.ErrNotMember, http.StatusNotFound, "NOT_FOUND"},
+	{admitd.ErrBadCandidate, http.StatusBadRequest, "BAD_REQUEST"},
+	{admitd.ErrCannotRemoveLeader, http.StatusBadRequest, "BAD_REQUEST"},
+	{admitd.ErrDryRun, http.StatusConflict, "DRY_RUN_MODE"},
 	{ErrKeptChanging, http.StatusConflict, "CONFIGURATION_CHANGED"},
 	{raftglue.ErrConfigChanged, http.StatusConflict, "CONFIGURATION_CHANGED"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "NO_LEADER"},

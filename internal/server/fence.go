@@ -82,11 +82,3 @@ func (s *Server) tellAdmitted(ctx context.Context, d *admission.Decision) error 
 	}
 	return nil
 }
-
-// refused records an allowed decision whose candidate would not take it.
-func (s *Server) refused(d *admission.Decision, err error) error {
-	s.metrics.configChange("candidate_refused")
-	d.Reason = fmt.Sprintf("allowed, but not applied: %v", err)
-	s.record(d, "admission")
-	return err
-}

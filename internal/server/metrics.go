@@ -7,44 +7,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/admitd/admitd/admission"
-	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/raftglue"
 )
 
-// metrics is one registry per server, so tests can run several nodes.
+// metrics is one registry per server, so tests can run several nodes. The
+// gate registers its own series (decisions, denies, collectors, changes)
+// on it.
 type metrics struct {
-	reg        *prometheus.Registry
-	decisions  *prometheus.CounterVec
-	denies     *prometheus.CounterVec
-	evalSecs   prometheus.Histogram
-	collectSec *prometheus.HistogramVec
-	changes    *prometheus.CounterVec
+	reg *prometheus.Registry
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		reg: prometheus.NewRegistry(),
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_decisions_total", Help: "Decisions by outcome.",
-		}, []string{"outcome"}),
-		denies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_denies_total", Help: "Denies by stage and code.",
-		}, []string{"stage", "code"}),
-		evalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "admitd_evaluation_duration_seconds", Help: "Policy evaluation time per decision.",
-			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
-		}),
-		collectSec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "admitd_collector_duration_seconds", Help: "Fact collection time per collector.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}, []string{"collector", "collected"}),
-		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_configuration_changes_total", Help: "Membership changes by result.",
-		}, []string{"result"}),
-	}
-	m.reg.MustRegister(m.decisions, m.denies, m.evalSecs, m.collectSec, m.changes,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
@@ -65,48 +40,4 @@ func (m *metrics) observeRaft(n *raftglue.Node) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "admitd_raft_last_index", Help: "Last raft log index on this node.",
 	}, func() float64 { return float64(n.LastIndex()) }))
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "admitd_staged_nonvoters", Help: "Non-voters admitted in stage and not yet promoted, as replicated to this node.",
-	}, func() float64 { return float64(len(n.Staged())) }))
 }
-
-func (m *metrics) observeDecision(d *admission.Decision) {
-	outcome := "deny"
-	if d.Allowed {
-		outcome = "allow"
-	}
-	m.decisions.WithLabelValues(outcome).Inc()
-	m.evalSecs.Observe(d.EvalMS / 1000)
-	for _, s := range d.Stages {
-		for _, v := range s.Deny {
-			m.denies.WithLabelValues(s.Name, v.Code).Inc()
-		}
-	}
-}
-
-func (m *metrics) observeFacts(doc *facts.Document) {
-	obs := func(name string, s *facts.Section) {
-		if s == nil {
-			return
-		}
-		label := "false"
-		if s.Collected {
-			label = "true"
-		}
-		m.collectSec.WithLabelValues(name, label).Observe(s.DurationMS / 1000)
-	}
-	if doc.Reachability != nil {
-		obs("reachability", &doc.Reachability.Section)
-	}
-	if doc.InitState != nil {
-		obs("init_state", &doc.InitState.Section)
-	}
-	if doc.CatchUp != nil {
-		obs("catch_up", &doc.CatchUp.Section)
-	}
-	if doc.Topology != nil {
-		obs("topology", &doc.Topology.Section)
-	}
-}
-
-func (m *metrics) configChange(result string) { m.changes.WithLabelValues(result).Inc() }

@@ -59,6 +59,7 @@ func newTestNode(t *testing.T, id string, bootstrap, fence bool, adjust func(*se
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = srv.Close() })
 	hs.Config.Handler = srv.Handler()
 	hs.Start()
 	t.Cleanup(func() {

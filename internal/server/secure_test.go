@@ -65,6 +65,7 @@ func startNodeWith(t *testing.T, id string, bootstrap bool, o nodeOpts) *testNod
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = srv.Close() })
 	hs.Config.Handler = srv.Handler()
 	if o.ca != nil {
 		hs.StartTLS()

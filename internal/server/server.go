@@ -9,13 +9,12 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/time/rate"
 
+	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/decisionlog"
@@ -78,7 +77,6 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
 	}
-	c.Staging = c.Staging.withDefaults()
 	return c
 }
 
@@ -87,15 +85,11 @@ type Server struct {
 	cfg       Config
 	node      *raftglue.Node
 	log       hclog.Logger
-	engine    atomic.Pointer[admission.Engine]
+	gate      *admitd.Gate // decides and applies every membership change
 	decisions *ring
 	metrics   *metrics
-	// admitMu makes this node apply one admission at a time; only the
-	// leader applies, so that is one at a time per cluster.
-	admitMu sync.Mutex
-	limiter *rate.Limiter // admissions; nil when unlimited
-	ops     *ops          // reloads, decision log, extra metrics (ops.go)
-	prom    *promoter     // staged non-voters while leading (staged.go)
+	limiter   *rate.Limiter // admissions; nil when unlimited
+	ops       *ops          // reloads, decision log, extra metrics (ops.go)
 }
 
 // New builds a server; Handler serves it.
@@ -111,19 +105,33 @@ func New(cfg Config) (*Server, error) {
 		decisions: newRing(cfg.DecisionsKept),
 		metrics:   newMetrics(),
 		limiter:   newLimiter(cfg.AdmissionRate, cfg.AdmissionBurst),
-		prom:      newPromoter(),
 	}
-	s.engine.Store(cfg.Engine)
+	gate, err := admitd.New(cfg.Node.Raft(), cfg.Node.FSM(),
+		admitd.WithEngine(cfg.Engine), admitd.WithLogger(cfg.Logger), admitd.WithCollect(cfg.Collect),
+		admitd.WithStaging(cfg.Staging), admitd.WithDryRun(cfg.DryRun), admitd.WithMaxAttempts(cfg.MaxAttempts),
+		admitd.WithDeadlines(admitd.Deadlines{Admit: cfg.AdmitTimeout, Apply: cfg.ApplyTimeout}),
+		admitd.WithRegisterer(s.metrics.reg), admitd.WithDecisionHook(s.recorded), admitd.WithBeforeAdd(s.tellAdmitted),
+		admitd.WithLocalID(cfg.Node.ID()), admitd.WithAPIURL(cfg.Node.APIURL()))
+	if err != nil {
+		return nil, err
+	}
+	s.gate = gate
 	s.metrics.observeRaft(s.node)
 	s.ops = newOps(s)
 	return s, nil
 }
 
+// Close stops the gate's promoter; the node is the daemon's to stop.
+func (s *Server) Close() error { return s.gate.Close() }
+
+// Gate is the admission gate this server serves.
+func (s *Server) Gate() *admitd.Gate { return s.gate }
+
 // Engine is the active policy set.
-func (s *Server) Engine() *admission.Engine { return s.engine.Load() }
+func (s *Server) Engine() *admission.Engine { return s.gate.Engine() }
 
 // SetEngine swaps the active policy set atomically.
-func (s *Server) SetEngine(e *admission.Engine) { s.engine.Store(e) }
+func (s *Server) SetEngine(e *admission.Engine) { s.gate.SetEngine(e) }
 
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
@@ -196,9 +204,12 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		s.forward(w, r, nil)
 		return
 	}
-	topo := facts.GatherTopology(r.Context(), s.cfg.Collect, s.node)
-	s.fillSelf(topo, s.Engine().Revision())
-	writeJSON(w, http.StatusOK, clusterView{Topology: topo, Staging: s.prom.list()})
+	topo, err := s.gate.Topology(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, clusterView{Topology: topo, Staging: s.gate.Progress()})
 }
 
 func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
@@ -217,14 +228,7 @@ func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	eng := s.Engine()
-	d := eng.Evaluate(r.Context(), in)
-	if wantExplain(r) {
-		eng.Explain(r.Context(), in, d)
-	}
-	d.DecidedBy = s.node.ID()
-	s.record(d, "evaluate")
-	writeJSON(w, http.StatusOK, d)
+	writeJSON(w, http.StatusOK, s.gate.Evaluate(r.Context(), in, wantExplain(r)))
 }
 
 func (s *Server) handleDecisions(w http.ResponseWriter, r *http.Request) {
@@ -279,21 +283,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// record keeps, counts and logs one decision.
-func (s *Server) record(d *admission.Decision, via string) {
+// recorded keeps a decision the gate made and feeds the operators' trail.
+func (s *Server) recorded(d *admission.Decision, via string) {
 	s.decisions.add(d)
-	s.metrics.observeDecision(d)
 	s.ops.recorded(d, via)
-	s.log.Info("decision", "decision_id", d.DecisionID, "via", via, "candidate", d.Candidate.ID,
-		"allowed", d.Allowed, "enforced", d.Enforced, "stopped_at", d.StoppedAt, "reason", d.Reason)
-}
-
-// fillSelf adds this node's own policy revision to the topology; the
-// collector learns the others' from their /v1/state.
-func (s *Server) fillSelf(t *facts.Topology, revision string) {
-	for i := range t.Servers {
-		if t.Servers[i].ID == s.node.ID() {
-			t.Servers[i].PolicyRevision = revision
-		}
-	}
 }

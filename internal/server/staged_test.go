@@ -20,18 +20,14 @@ import (
 	"github.com/admitd/admitd/raftglue"
 )
 
-// stagingLeader is a bootstrapped node that stages candidates and runs its
-// promoter until the test ends.
+// stagingLeader is a bootstrapped node that stages candidates; its gate
+// runs the promoter while it leads.
 func stagingLeader(t *testing.T, st server.StagingConfig) *testNode {
 	t.Helper()
 	n := opsNode(t, "n1", true, func(c *server.Config) {
 		c.Staging = st
 		c.DecisionsKept = 64
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); n.srv.RunPromoter(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return n
 }
 
@@ -150,10 +146,6 @@ func TestUnpromotedRemovedAndLogged(t *testing.T) {
 		c.DecisionLog = dl
 		c.DecisionsKept = 64
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); leader.srv.RunPromoter(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 
 	n2 := opsNode(t, "n2", false, nil)
 	d := admitDecision(t, leader, n2)
