@@ -95,6 +95,10 @@ func (g *Gate) decide(ctx context.Context, req Request) (*Decision, error) {
 	}
 	eng := g.Engine() // one policy set for the whole decision, even across a reload
 	doc := facts.Gather(ctx, g.cfg.collect, req.Candidate, g.host)
+	doc.Change = facts.ChangeAddVoter
+	if g.cfg.staging.Enabled {
+		doc.Change = facts.ChangeAddNonvoter
+	}
 	d, err := g.evaluate(ctx, eng, doc, req.Explain)
 	if err != nil {
 		return nil, err

@@ -130,6 +130,7 @@ func (g *Gate) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
 	eng := g.Engine()
 	doc := facts.GatherPromote(ctx, g.cfg.collect, cand, g.host, g.host,
 		facts.Staging{StagedAt: stagedAt, Observe: g.prom.observer(id)})
+	doc.Change = facts.ChangePromote
 	d, err := g.evaluate(ctx, eng, doc, false)
 	if err != nil {
 		g.log.Error("promote facts could not be evaluated", "candidate", id, "error", err)

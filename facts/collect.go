@@ -106,9 +106,9 @@ func NewHTTPClient(tlsCfg *tls.Config) *http.Client {
 func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view ClusterView) *Document {
 	cfg = cfg.withDefaults()
 	doc := &Document{Schema: Schema, Phase: PhaseAdmit, CollectedAt: time.Now().UTC(), Candidate: cand}
-	gather(ctx, cfg, doc, view, func(ctx context.Context, state *stateFetch) {
+	gather(ctx, cfg, doc, view, func(ctx context.Context, state *stateFetch, rf *raftFetch) {
 		doc.InitState = runSection(ctx, cfg.InitState, func(ctx context.Context) (*InitState, error) {
-			return collectInitState(ctx, state)
+			return collectInitState(ctx, cand, state, rf)
 		})
 	})
 	return doc
@@ -116,22 +116,28 @@ func Gather(ctx context.Context, cfg CollectConfig, cand Candidate, view Cluster
 
 // gather fills doc's reachability and topology, and runs the phase's own
 // section (init_state or catch_up) beside them. One GET of the candidate's
-// /v1/state feeds reachability and the phase's section, under the stricter
-// of their deadlines.
-func gather(ctx context.Context, cfg CollectConfig, doc *Document, view ClusterView, own func(context.Context, *stateFetch)) {
+// /v1/state (when it has an API) and one raft probe of its raft address
+// feed reachability and the phase's section, under the stricter of their
+// deadlines.
+func gather(ctx context.Context, cfg CollectConfig, doc *Document, view ClusterView, own func(context.Context, *stateFetch, *raftFetch)) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
 	defer cancel()
 	cand := doc.Candidate
-	state := startStateFetch(ctx, min(cfg.Reachability, cfg.InitState), cfg.HTTPClient, cand.APIURL, cfg.MaxStateBytes)
+	budget := min(cfg.Reachability, cfg.InitState)
+	state := startStateFetch(ctx, budget, cfg.HTTPClient, cand.APIURL, cfg.MaxStateBytes)
 	defer state.cancel()
+	rctx, rcancel := context.WithTimeout(ctx, budget)
+	defer rcancel()
+	rf := startRaftFetch(rctx, cand.RaftAddr)
+	defer rf.cancel()
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		doc.Reachability = runSection(ctx, cfg.Reachability, func(ctx context.Context) (*Reachability, error) {
-			return collectReachability(ctx, cfg, cand.RaftAddr, state)
+			return collectReachability(ctx, cfg, cand, state, rf)
 		})
 	})
-	wg.Go(func() { own(ctx, state) })
+	wg.Go(func() { own(ctx, state, rf) })
 	wg.Go(func() {
 		doc.Topology = runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
 			return collectTopology(ctx, cfg, view)

@@ -15,7 +15,11 @@ type Document struct {
 	Schema string `json:"schema"`
 	// Phase is PhaseAdmit (join as a member) or PhasePromote (a staged
 	// non-voter becomes a voter); it picks the pipeline. Empty means admit.
-	Phase        string        `json:"phase,omitempty"`
+	Phase string `json:"phase,omitempty"`
+	// Change names the membership change asked for: ChangeAddVoter or
+	// ChangeAddNonvoter in the admit phase, ChangePromote in the promote
+	// phase. Empty in documents from before it existed.
+	Change       string        `json:"change,omitempty"`
 	CollectedAt  time.Time     `json:"collected_at"`
 	Candidate    Candidate     `json:"candidate"`
 	Reachability *Reachability `json:"reachability,omitempty"`
@@ -27,7 +31,9 @@ type Document struct {
 	Site map[string]any `json:"site,omitempty"`
 }
 
-// Candidate names the node asking to become a voter.
+// Candidate names the node asking to become a voter. APIURL is empty for
+// a candidate that runs nothing but raft: its facts then come from its
+// raft address alone.
 type Candidate struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
@@ -45,7 +51,19 @@ type Section struct {
 type Reachability struct {
 	Section
 	Raft RaftProbe `json:"raft"`
-	API  APIProbe  `json:"api"`
+	// RaftRPC is the raft server's own answer at raft_addr.
+	RaftRPC RaftRPC  `json:"raft_rpc"`
+	API     APIProbe `json:"api"`
+}
+
+// RaftRPC is the answer of the raft server at the candidate's raft address
+// to a side-effect-free pre-vote: who answered, in its RPC header. It is
+// not cryptographic: whoever holds the address can answer as anyone.
+type RaftRPC struct {
+	OK    bool    `json:"ok"` // a decoded raft answer came back
+	ID    string  `json:"id"` // the server id that answered
+	RTTMS float64 `json:"rtt_ms"`
+	Error string  `json:"error"`
 }
 
 // RaftProbe is the result of TCP handshakes to the candidate's raft address.
@@ -59,11 +77,13 @@ type RaftProbe struct {
 
 // APIProbe is the result of a GET of the candidate's /v1/state.
 type APIProbe struct {
-	OK     bool    `json:"ok"`
-	Status int     `json:"status"`
-	RTTMS  float64 `json:"rtt_ms"`
-	Error  string  `json:"error"`
-	TLS    TLSInfo `json:"tls"`
+	// Skipped: the candidate has no api_url, so there was nothing to call.
+	Skipped bool    `json:"skipped"`
+	OK      bool    `json:"ok"`
+	Status  int     `json:"status"`
+	RTTMS   float64 `json:"rtt_ms"`
+	Error   string  `json:"error"`
+	TLS     TLSInfo `json:"tls"`
 }
 
 // TLSInfo is the identity the candidate's API proved over TLS. Enabled
@@ -78,15 +98,32 @@ type TLSInfo struct {
 	Error    string   `json:"error"`
 }
 
-// InitState is what the candidate reports about its own raft state.
+// InitState is what the candidate's raft server and, when it has one, its
+// API say about its raft state. The top-level fields are the API's answer
+// when "api" is among Sources, else what raft's answer implies.
 type InitState struct {
 	Section
-	NodeID      string `json:"node_id"`
-	Initialized bool   `json:"initialized"`
-	ClusterID   string `json:"cluster_id"`
-	LastIndex   uint64 `json:"last_index"`
-	LastTerm    uint64 `json:"last_term"`
-	Version     string `json:"version"`
+	// Sources lists the signals used: SourceRaft always, SourceAPI when
+	// the candidate has an api_url. Every source listed answered.
+	Sources     []string `json:"sources"`
+	Raft        RaftInit `json:"raft"`
+	NodeID      string   `json:"node_id"`
+	Initialized bool     `json:"initialized"`
+	ClusterID   string   `json:"cluster_id"`
+	LastIndex   uint64   `json:"last_index"`
+	LastTerm    uint64   `json:"last_term"`
+	Version     string   `json:"version"`
+}
+
+// RaftInit is the raft server's own answer about its state: a term-0
+// pre-vote, then, only when that showed a term above 0, a term-0
+// AppendEntries, which such a server refuses with its last log index.
+type RaftInit struct {
+	ID             string `json:"id"`
+	Term           uint64 `json:"term"`
+	Granted        bool   `json:"granted"` // a fresh, never-bootstrapped server grants it
+	LastIndex      uint64 `json:"last_index"`
+	LastIndexKnown bool   `json:"last_index_known"`
 }
 
 // Topology is the cluster configuration as the leader sees it.
@@ -123,6 +160,9 @@ type CatchUp struct {
 	HealthyForMS float64 `json:"healthy_for_ms"`
 	// StagedForMS is how long ago the candidate was added as a non-voter.
 	StagedForMS float64 `json:"staged_for_ms"`
+	// Sources lists where the candidate's side came from: SourceAPI (its
+	// /v1/state) or SourceRaft (the leader's raft probe of it).
+	Sources []string `json:"sources"`
 }
 
 // Leader names the current leader.
@@ -145,6 +185,19 @@ type Server struct {
 const (
 	PhaseAdmit   = "admit"
 	PhasePromote = "promote"
+)
+
+// Change kinds.
+const (
+	ChangeAddVoter    = "add_voter"
+	ChangeAddNonvoter = "add_nonvoter"
+	ChangePromote     = "promote"
+)
+
+// Fact sources.
+const (
+	SourceRaft = "raft"
+	SourceAPI  = "api"
 )
 
 // Suffrage values.

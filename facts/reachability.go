@@ -12,11 +12,15 @@ import (
 // collectReachability probes the raft address while the shared state fetch
 // runs, then reports both. A failed probe is a fact (collected, not ok);
 // only the section's own deadline or cancellation makes it uncollected.
-func collectReachability(ctx context.Context, cfg CollectConfig, raftAddr string, state *stateFetch) (*Reachability, error) {
+func collectReachability(ctx context.Context, cfg CollectConfig, cand Candidate, state *stateFetch, rf *raftFetch) (*Reachability, error) {
 	pctx, cancel := probeContext(ctx)
 	defer cancel()
-	raft := probeRaft(pctx, raftAddr, cfg.RaftDialAttempts, cfg.DialTimeout)
+	tcp := probeRaft(pctx, cand.RaftAddr, cfg.RaftDialAttempts, cfg.DialTimeout)
 	res, err := state.wait(ctx)
+	if err != nil {
+		return nil, err
+	}
+	answer, err := rf.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -25,7 +29,7 @@ func collectReachability(ctx context.Context, cfg CollectConfig, raftAddr string
 	}
 	api := res.apiProbe()
 	api.TLS = res.tlsInfo(cfg.TLSRequired)
-	return &Reachability{Raft: raft, API: api}, nil
+	return &Reachability{Raft: tcp, RaftRPC: answer.rpcFact(), API: api}, nil
 }
 
 // probeRaft makes attempts TCP handshakes at once, closing each as soon as

@@ -103,10 +103,15 @@ type stateResult struct {
 	state  NodeState
 	err    error
 	conn   *tls.ConnectionState // nil unless the answer came over TLS
+	// skipped: the candidate has no API; nothing was fetched.
+	skipped bool
 }
 
 // apiProbe is the reachability view of the fetch.
 func (r stateResult) apiProbe() APIProbe {
+	if r.skipped {
+		return APIProbe{Skipped: true}
+	}
 	p := APIProbe{OK: r.err == nil, Status: r.status, RTTMS: Ms(r.rtt)}
 	if r.err != nil {
 		p.Error = r.err.Error()
@@ -157,6 +162,11 @@ func startStateFetch(ctx context.Context, timeout time.Duration, client *http.Cl
 	ctx, cancelOuter := context.WithTimeout(ctx, timeout)
 	pctx, cancelProbe := probeContext(ctx)
 	f := &stateFetch{done: make(chan struct{}), cancel: func() { cancelProbe(); cancelOuter() }}
+	if apiURL == "" { // a candidate that runs nothing but raft
+		f.res = stateResult{skipped: true}
+		close(f.done)
+		return f
+	}
 	go func() {
 		defer close(f.done)
 		f.res = fetchState(pctx, client, apiURL, max)

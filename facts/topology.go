@@ -63,7 +63,7 @@ func isSelfLeader(cc ClusterConfig, id string) bool {
 // on another term is either partitioned or lagging behind an election.
 func memberHealth(ctx context.Context, cfg CollectConfig, cc ClusterConfig, cs ConfigServer) (healthy bool, policyRevision string) {
 	if cs.APIURL == "" {
-		return false, ""
+		return memberHealthRaft(ctx, cc, cs), ""
 	}
 	res := fetchState(ctx, cfg.HTTPClient, cs.APIURL, cfg.MaxStateBytes)
 	if res.err != nil || res.state.NodeID != cs.ID {

@@ -59,7 +59,7 @@ func (f *fencedTransport) relay() {
 		case <-f.done:
 			return
 		}
-		if !f.open.Load() {
+		if !f.open.Load() && !isProbe(rpc) {
 			rpc.Respond(nil, ErrFenced)
 			continue
 		}
@@ -75,4 +75,13 @@ func (f *fencedTransport) relay() {
 func (f *fencedTransport) Close() error {
 	f.closeOnce.Do(func() { close(f.done) })
 	return f.NetworkTransport.Close()
+}
+
+// isProbe matches the gate's raft probe: a pre-vote at term 0, which no
+// raft candidate sends (their terms start at 1). Raft answers it without
+// persisting anything, so it may pass the fence: it is how a leader learns
+// that the node behind the fence is fresh, and who it is.
+func isProbe(rpc raft.RPC) bool {
+	req, ok := rpc.Command.(*raft.RequestPreVoteRequest)
+	return ok && req.Term == 0
 }
