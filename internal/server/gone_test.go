@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,7 +27,8 @@ func TestCandidateGoneBeforeAddIsDenied(t *testing.T) {
 
 	gone := make(chan struct{})
 	c := fresh.candidate()
-	c.RaftAddr = acceptThenClose(t, dials, gone)
+	// The dials, plus the raft probe, relayed to the real raft server.
+	c.RaftAddr = relayThenClose(t, dials+1, fresh.node.Addr(), gone)
 	// The API answers only once the raft listener is closed, so the facts
 	// are complete (raft ok) before the check at the add runs.
 	c.APIURL = gatedProxy(t, fresh.http.URL, gone)
@@ -61,9 +63,9 @@ func TestCandidateGoneBeforeAddIsDenied(t *testing.T) {
 	}
 }
 
-// acceptThenClose listens on 127.0.0.1, accepts n connections, then closes
+// relayThenClose listens on 127.0.0.1, relays n connections to target, then closes
 // the listener (later handshakes are refused) and closes done.
-func acceptThenClose(t *testing.T, n int, done chan<- struct{}) string {
+func relayThenClose(t *testing.T, n int, target string, done chan<- struct{}) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -78,10 +80,22 @@ func acceptThenClose(t *testing.T, n int, done chan<- struct{}) string {
 			if err != nil {
 				return
 			}
-			conn.Close()
+			go relay(t, conn, target)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// relay copies conn to and from target until either side closes.
+func relay(t *testing.T, conn net.Conn, target string) {
+	defer conn.Close()
+	up, err := net.DialTimeout("tcp", target, 2*time.Second)
+	if err != nil {
+		return
+	}
+	t.Cleanup(func() { up.Close() })
+	go func() { _, _ = io.Copy(up, conn); up.Close() }()
+	_, _ = io.Copy(conn, up)
 }
 
 // gatedProxy relays to target once gate is closed (bounded wait).
