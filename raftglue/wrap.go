@@ -169,7 +169,15 @@ func (w *FSM) restoreOwn(br *bufio.Reader) error {
 	if size > maxOwnSnapshot {
 		return fmt.Errorf("raftglue: snapshot header says %d bytes of admitd state, over %d", size, maxOwnSnapshot)
 	}
-	return w.st.Restore(io.NopCloser(io.LimitReader(br, int64(size))))
+	own := io.LimitReader(br, int64(size))
+	if err := w.st.Restore(io.NopCloser(own)); err != nil {
+		return err
+	}
+	// The host's bytes start exactly after the declared length.
+	if n, _ := io.Copy(io.Discard, own); n > 0 {
+		return fmt.Errorf("raftglue: snapshot: %d bytes of admitd state after its JSON", n)
+	}
+	return nil
 }
 
 // maxOwnSnapshot bounds admitd's part of a snapshot: ids, URLs, tombstones.
