@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ import (
 
 func TestGatherAllGood(t *testing.T) {
 	srv := newStateServer(t, jsonHandler(200, goodState("n4")))
-	cand := candidate(raftListener(t), srv.URL)
+	cand := candidate(raftServer(t, "n4"), srv.URL)
 
 	before := time.Now()
 	doc := Gather(t.Context(), testConfig(), cand, soloView())
@@ -27,13 +28,19 @@ func TestGatherAllGood(t *testing.T) {
 	if !r.Raft.OK || r.Raft.Attempts != 3 || r.Raft.Successes != 3 || r.Raft.Error != "" || r.Raft.RTTMS <= 0 {
 		t.Fatalf("raft probe %+v", r.Raft)
 	}
-	if !r.API.OK || r.API.Status != 200 || r.API.Error != "" || r.API.RTTMS <= 0 {
+	if !r.RaftRPC.OK || r.RaftRPC.ID != "n4" || r.RaftRPC.Error != "" || r.RaftRPC.RTTMS <= 0 {
+		t.Fatalf("raft rpc %+v", r.RaftRPC)
+	}
+	if !r.API.OK || r.API.Skipped || r.API.Status != 200 || r.API.Error != "" || r.API.RTTMS <= 0 {
 		t.Fatalf("api probe %+v", r.API)
 	}
 	is := doc.InitState
 	assertCollected(t, "init_state", is.Section)
 	if is.NodeID != "n4" || is.Initialized || is.ClusterID != "" || is.Version != "0.1.0" {
 		t.Fatalf("init_state %+v", is)
+	}
+	if !slices.Equal(is.Sources, []string{SourceRaft, SourceAPI}) || is.Raft != (RaftInit{ID: "n4", Term: 0, Granted: true}) {
+		t.Fatalf("init_state sources %v, raft %+v", is.Sources, is.Raft)
 	}
 	tp := doc.Topology
 	assertCollected(t, "topology", tp.Section)
@@ -69,17 +76,20 @@ func TestGatherRaftNotListening(t *testing.T) {
 
 func TestGatherAPIStatus500(t *testing.T) {
 	srv := newStateServer(t, rawHandler(500, `{"error":{"code":"X","message":"boom"}}`))
-	doc := Gather(t.Context(), testConfig(), candidate(raftListener(t), srv.URL), soloView())
+	doc := Gather(t.Context(), testConfig(), candidate(raftServer(t, "n4"), srv.URL), soloView())
 
 	r := doc.Reachability
 	assertCollected(t, "reachability", r.Section)
 	if r.API.OK || r.API.Status != 500 || !strings.Contains(r.API.Error, "500") {
 		t.Fatalf("api probe %+v", r.API)
 	}
-	if !r.Raft.OK {
-		t.Fatalf("raft probe %+v", r.Raft)
+	if !r.Raft.OK || !r.RaftRPC.OK {
+		t.Fatalf("raft probe %+v, raft rpc %+v", r.Raft, r.RaftRPC)
 	}
 	assertUncollected(t, "init_state", doc.InitState)
+	if !strings.Contains(doc.InitState.Error, "500") {
+		t.Fatalf("init_state error %q, want the API's 500", doc.InitState.Error)
+	}
 	if got := srv.hits.Load(); got != 1 {
 		t.Fatalf("candidate /v1/state fetched %d times, want 1", got)
 	}
@@ -90,12 +100,15 @@ func TestGatherRedirectNotFollowed(t *testing.T) {
 	srv := newStateServer(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target.URL+StatePath, http.StatusFound)
 	})
-	doc := Gather(t.Context(), testConfig(), candidate(raftListener(t), srv.URL), soloView())
+	doc := Gather(t.Context(), testConfig(), candidate(raftServer(t, "n4"), srv.URL), soloView())
 
 	if api := doc.Reachability.API; api.OK || api.Status != http.StatusFound {
 		t.Fatalf("api probe %+v", api)
 	}
 	assertUncollected(t, "init_state", doc.InitState)
+	if !strings.Contains(doc.InitState.Error, "302") {
+		t.Fatalf("init_state error %q, want the API's 302", doc.InitState.Error)
+	}
 	if got := target.hits.Load(); got != 0 {
 		t.Fatalf("redirect followed %d times", got)
 	}
@@ -107,13 +120,13 @@ func checkHungAPI(t *testing.T, apiURL string) *Document {
 	t.Helper()
 	cfg := testConfig()
 	start := time.Now()
-	doc := Gather(t.Context(), cfg, candidate(raftListener(t), apiURL), soloView())
+	doc := Gather(t.Context(), cfg, candidate(raftServer(t, "n4"), apiURL), soloView())
 	if elapsed := time.Since(start); elapsed > 2*cfg.Overall {
 		t.Fatalf("Gather took %v, overall deadline %v", elapsed, cfg.Overall)
 	}
 	r := doc.Reachability
 	if r.Collected {
-		if r.API.OK || r.API.Error == "" || !r.Raft.OK {
+		if r.API.OK || r.API.Error == "" || !r.Raft.OK || !r.RaftRPC.OK {
 			t.Fatalf("reachability %+v", r)
 		}
 	} else {
@@ -151,10 +164,15 @@ func TestGatherBadBodies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newStateServer(t, rawHandler(200, tc.body))
-			doc := Gather(t.Context(), testConfig(), candidate(raftListener(t), srv.URL), soloView())
+			// A real raft server answers, so the API's body alone is what
+			// leaves init_state uncollected.
+			doc := Gather(t.Context(), testConfig(), candidate(raftServer(t, "n4"), srv.URL), soloView())
 
 			r := doc.Reachability
 			assertCollected(t, "reachability", r.Section)
+			if !r.RaftRPC.OK || r.RaftRPC.ID != "n4" {
+				t.Fatalf("raft rpc %+v", r.RaftRPC)
+			}
 			if r.API.OK || r.API.Status != 200 || !strings.Contains(r.API.Error, tc.want) {
 				t.Fatalf("api probe %+v, want error containing %q", r.API, tc.want)
 			}
@@ -175,8 +193,11 @@ func TestGatherHugeBody(t *testing.T) {
 			}
 		}
 	})
-	doc := Gather(t.Context(), testConfig(), candidate(raftListener(t), srv.URL), soloView())
+	doc := Gather(t.Context(), testConfig(), candidate(raftServer(t, "n4"), srv.URL), soloView())
 
+	if rpc := doc.Reachability.RaftRPC; !rpc.OK || rpc.ID != "n4" {
+		t.Fatalf("raft rpc %+v", rpc)
+	}
 	assertUncollected(t, "init_state", doc.InitState)
 	if !strings.Contains(doc.InitState.Error, "too large") {
 		t.Fatalf("init_state error %q", doc.InitState.Error)
@@ -192,6 +213,9 @@ func TestGatherInvalidCandidate(t *testing.T) {
 	assertCollected(t, "reachability", r.Section)
 	if r.Raft.OK || r.Raft.Attempts != 0 || !strings.Contains(r.Raft.Error, "raft_addr") {
 		t.Fatalf("raft probe %+v", r.Raft)
+	}
+	if r.RaftRPC.OK || r.RaftRPC.ID != "" || !strings.Contains(r.RaftRPC.Error, "raft_addr") {
+		t.Fatalf("raft rpc %+v", r.RaftRPC)
 	}
 	if r.API.OK || !strings.Contains(r.API.Error, "api_url") {
 		t.Fatalf("api probe %+v", r.API)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // testConfig keeps sections short so hanging cases finish quickly.
@@ -100,6 +102,59 @@ func raftListener(t *testing.T) string {
 	})
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return ln.Addr().String()
+}
+
+// raftServer starts a fresh, never-bootstrapped in-process raft server
+// whose LocalID is id (newRPCProbeNode: TCP transport on 127.0.0.1:0,
+// in-memory stores, short timeouts, null logger, stopped in t.Cleanup)
+// and returns its raft address. A candidate at it answers the raft probe
+// as a node that has never joined a cluster.
+func raftServer(t *testing.T, id string) string {
+	t.Helper()
+	return newRPCProbeNode(t, id).addr()
+}
+
+// joinNonvoter adds n to leader's cluster as a non-voter and waits until
+// it has the leader's whole log in the leader's term. The cluster keeps a
+// single voter, so nothing n does can start an election or move the term.
+func joinNonvoter(t *testing.T, leader, n *rpcProbeNode) {
+	t.Helper()
+	if err := leader.r.AddNonvoter(raft.ServerID(n.id), n.trans.LocalAddr(), 0, 5*time.Second).Error(); err != nil {
+		t.Fatalf("add non-voter %s: %v", n.id, err)
+	}
+	rpcProbeEventually(t, n.id+" to catch up", func() bool {
+		return n.r.LastIndex() == leader.r.LastIndex() && n.r.CurrentTerm() == leader.r.CurrentTerm()
+	})
+}
+
+// raftLeaderLog is the real leader's log position, as a LeaderLog.
+type raftLeaderLog struct {
+	leader    *rpcProbeNode
+	clusterID string
+}
+
+func (l raftLeaderLog) ClusterID() string { return l.clusterID }
+func (l raftLeaderLog) LastIndex() uint64 { return l.leader.r.LastIndex() }
+func (l raftLeaderLog) Term() uint64      { return l.leader.r.CurrentTerm() }
+
+// raftView is a ClusterView of the real leader's term and last index,
+// with the leader as the local node and members as given.
+func raftView(clusterID string, leader *rpcProbeNode, members ...ConfigServer) *fakeView {
+	servers := append([]ConfigServer{{ID: leader.id, Address: leader.addr(), Suffrage: Voter}}, members...)
+	return &fakeView{cfg: ClusterConfig{
+		ClusterID: clusterID, Index: leader.r.GetConfiguration().Index(), Term: leader.r.CurrentTerm(),
+		SelfID: leader.id, LeaderID: leader.id, LeaderAddr: leader.addr(),
+		Servers: servers, LastIndex: leader.r.LastIndex(),
+	}}
+}
+
+// countingTransport fails every HTTP request and counts them, to prove a
+// collection made none.
+type countingTransport struct{ calls atomic.Int64 }
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.calls.Add(1)
+	return nil, errors.New("no HTTP call was expected: " + r.URL.String())
 }
 
 // deadAddr is a 127.0.0.1 port nothing listens on any more.

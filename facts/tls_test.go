@@ -42,7 +42,7 @@ func tlsCollect(t *testing.T, ca *tlstest.CA) CollectConfig {
 func TestGatherRecordsCertificateIdentity(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	url := tlsStateServer(t, ca, "n4", []string{tlstest.SPIFFE("n4")}, []string{"n4.example"})
-	doc := Gather(t.Context(), tlsCollect(t, ca), candidate(raftListener(t), url), soloView())
+	doc := Gather(t.Context(), tlsCollect(t, ca), candidate(raftServer(t, "n4"), url), soloView())
 	got := doc.Reachability.API.TLS
 	if !doc.Reachability.API.OK || !got.Enabled || !got.Verified || got.Error != "" {
 		t.Fatalf("tls %+v, api %+v", got, doc.Reachability.API)
@@ -57,13 +57,19 @@ func TestGatherRecordsCertificateIdentity(t *testing.T) {
 
 func TestGatherUntrustedCertificateIsUnverified(t *testing.T) {
 	url := tlsStateServer(t, tlstest.NewCA(t), "n4", []string{tlstest.SPIFFE("n4")}, nil)
-	doc := Gather(t.Context(), tlsCollect(t, tlstest.NewCA(t)), candidate(raftListener(t), url), soloView())
+	// A real raft server answers, so the certificate alone is what leaves
+	// init_state uncollected.
+	doc := Gather(t.Context(), tlsCollect(t, tlstest.NewCA(t)), candidate(raftServer(t, "n4"), url), soloView())
 	got := doc.Reachability.API.TLS
 	if doc.Reachability.API.OK || !got.Enabled || got.Verified || len(got.URIs) != 0 || !strings.Contains(got.Error, "certificate") {
 		t.Fatalf("tls %+v", got)
 	}
-	if doc.InitState.Collected {
-		t.Fatal("init state collected over an unverified connection")
+	if !doc.Reachability.RaftRPC.OK {
+		t.Fatalf("raft rpc %+v", doc.Reachability.RaftRPC)
+	}
+	assertUncollected(t, "init_state", doc.InitState)
+	if !strings.Contains(doc.InitState.Error, "certificate") {
+		t.Fatalf("init state error %q, want the certificate's", doc.InitState.Error)
 	}
 }
 

@@ -75,7 +75,7 @@ func TestTopologyFollowerChecksLeader(t *testing.T) {
 }
 
 func TestTopologyViewError(t *testing.T) {
-	doc := Gather(t.Context(), testConfig(), candidate(raftListener(t), memberServer(t, goodState("n4"))), &fakeView{err: errView})
+	doc := Gather(t.Context(), testConfig(), candidate(raftServer(t, "n4"), memberServer(t, goodState("n4"))), &fakeView{err: errView})
 	assertUncollected(t, "topology", doc.Topology)
 	if !strings.Contains(doc.Topology.Error, errView.Error()) {
 		t.Fatalf("error %q", doc.Topology.Error)

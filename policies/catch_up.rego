@@ -18,9 +18,15 @@
 #   - the leader has seen it healthy for at least min_healthy_ms.
 #   Every one of these can change by waiting, so none is permanent.
 #
+#   The candidate's side comes from one source, named in sources: its
+#   /v1/state ("api"), or, for a candidate without an API, the leader's raft
+#   probe of it ("raft"; last_term is then the candidate's current term and
+#   last_contact_ms the probe's round trip, since the leader just heard from
+#   it). The rules are the same for both.
+#
 #   Facts: input.phase (must be "promote"), input.candidate.id and
 #   input.catch_up ({collected, error, leader_last_index, leader_term,
-#   last_index, last_term, lag, last_contact_ms, healthy_for_ms}).
+#   last_index, last_term, lag, last_contact_ms, healthy_for_ms, sources}).
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
 #   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
@@ -40,6 +46,7 @@ allow if {
 	promote_phase
 	collected
 	well_typed
+	sources_valid
 	settings_well_typed
 	lag_consistent
 	within_lag
@@ -97,16 +104,16 @@ deny contains {"code": "CATCH_UP_NOT_COLLECTED", "message": msg} if {
 	section_present
 	not collected
 	msg := sprintf(
-		"candidate %s: its catch-up was not collected (%s); check that %s serves GET /v1/state and the cluster has a leader, then retry",
-		[candidate_id, collector_error, api_url],
+		"candidate %s: its catch-up was not collected (%s); check that %s and the cluster has a leader, then retry",
+		[candidate_id, collector_error, source_hint],
 	)
 }
 
 # METADATA
 # title: Catch-up malformed
 # description: Every field the stage reads must be present with the right
-#   type, the leader must have a term and a log, and lag must agree with
-#   the indexes.
+#   type, the leader must have a term and a log, lag must agree with the
+#   indexes, and sources must name where the candidate's side came from.
 deny contains {"code": "CATCH_UP_MALFORMED", "message": msg} if {
 	collected
 	count(malformed) > 0
@@ -138,6 +145,7 @@ schema := {
 	"lag": "number",
 	"last_contact_ms": "number",
 	"healthy_for_ms": "number",
+	"sources": "array",
 }
 
 # METADATA
@@ -153,6 +161,7 @@ well_typed if {
 	is_number(input.catch_up.lag)
 	is_number(input.catch_up.last_contact_ms)
 	is_number(input.catch_up.healthy_for_ms)
+	is_array(input.catch_up.sources)
 }
 
 malformed contains sprintf("%s must be a %s, got %s", [field, want, got]) if {
@@ -175,6 +184,33 @@ malformed contains sprintf("%s must be at least 1 for a cluster with a leader, g
 malformed contains sprintf("lag %v disagrees with leader_last_index - last_index (%v)", [input.catch_up.lag, lag]) if {
 	well_typed
 	not lag_consistent
+}
+
+# --- Sources -----------------------------------------------------------------
+
+# The sources a collector may list.
+source_names := {"api", "raft"}
+
+# METADATA
+# title: Sources valid
+# description: sources lists at least one source, each "api" or "raft".
+sources_valid if {
+	is_array(input.catch_up.sources)
+	count(input.catch_up.sources) > 0
+	every source in input.catch_up.sources {
+		source in source_names
+	}
+}
+
+malformed contains `sources must list where the candidate's side came from ("api" or "raft"), got []` if {
+	is_array(input.catch_up.sources)
+	count(input.catch_up.sources) == 0
+}
+
+malformed contains sprintf(`sources[%d] must be "api" or "raft", got %s`, [i, json.marshal(source)]) if {
+	is_array(input.catch_up.sources)
+	some i, source in input.catch_up.sources
+	not source in source_names
 }
 
 # --- Settings ----------------------------------------------------------------
@@ -345,6 +381,11 @@ api_url := v if {
 	v := input.candidate.api_url
 	is_string(v)
 } else := "<no api_url>"
+
+# What must answer for the section to be collected.
+source_hint := sprintf("the raft server at %s answers the leader's probe", [raft_addr]) if {
+	input.candidate.api_url == ""
+} else := sprintf("%s serves GET /v1/state", [api_url])
 
 phase_json := v if {
 	v := json.marshal(input.phase)

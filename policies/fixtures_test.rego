@@ -6,22 +6,28 @@
 #   what it changes. This file ends in _test.rego so the daemon never loads it.
 package admitd.fixtures
 
-# A fresh candidate n4, reachable, joining a healthy two-voter cluster led by n1.
+# A fresh candidate n4, reachable, joining a healthy two-voter cluster led
+# by n1 as a voter at once (change "add_voter"). Its raft server and its API
+# both answer, as n4, and both say it is fresh.
 good := {
 	"schema": "admitd.facts/v1",
 	"phase": "admit",
+	"change": "add_voter",
 	"collected_at": "2026-11-25T19:00:00.123456789Z",
 	"candidate": {"id": "n4", "raft_addr": "127.0.0.1:7431", "api_url": "http://127.0.0.1:7430"},
 	"reachability": {
 		"collected": true, "error": "", "duration_ms": 0.41,
 		"raft": {"ok": true, "attempts": 3, "successes": 3, "rtt_ms": 0.08, "error": ""},
+		"raft_rpc": {"ok": true, "id": "n4", "rtt_ms": 0.12, "error": ""},
 		"api": {
-			"ok": true, "status": 200, "rtt_ms": 0.30, "error": "",
+			"skipped": false, "ok": true, "status": 200, "rtt_ms": 0.30, "error": "",
 			"tls": {"enabled": false, "verified": false, "uris": [], "dns_names": [], "error": ""},
 		},
 	},
 	"init_state": {
 		"collected": true, "error": "", "duration_ms": 0.35,
+		"sources": ["raft", "api"],
+		"raft": {"id": "n4", "term": 0, "granted": true, "last_index": 0, "last_index_known": false},
 		"node_id": "n4", "initialized": false, "cluster_id": "",
 		"last_index": 0, "last_term": 0, "version": "0.1.0",
 	},
@@ -43,18 +49,43 @@ good := {
 # every stage of the promote pipeline. Promote facts have no init_state.
 promote := json.patch(good, [
 	{"op": "replace", "path": "/phase", "value": "promote"},
+	{"op": "replace", "path": "/change", "value": "promote"},
 	{"op": "remove", "path": "/init_state"},
 	{"op": "add", "path": "/catch_up", "value": {
 		"collected": true, "error": "", "duration_ms": 0.3,
 		"leader_last_index": 5012, "leader_term": 3,
 		"last_index": 5010, "last_term": 3, "lag": 2,
 		"last_contact_ms": 35.2, "healthy_for_ms": 12000.5, "staged_for_ms": 15000.1,
+		"sources": ["api"],
 	}},
 	{"op": "add", "path": "/topology/servers/-", "value": {
 		"id": "n4", "address": "127.0.0.1:7431", "suffrage": "nonvoter", "healthy": true,
 	}},
 	{"op": "replace", "path": "/topology/staged", "value": ["n4"]},
 ])
+
+# The same n4 admitted in stage, as a non-voter (change "add_nonvoter").
+staged := json.patch(good, [{"op": "replace", "path": "/change", "value": "add_nonvoter"}])
+
+# The same n4 running nothing but hashicorp/raft: no api_url, so the
+# collector skips the API, and its init state comes from its raft server
+# alone, the top-level fields derived from that answer.
+raft_only := json.patch(good, [
+	{"op": "replace", "path": "/candidate/api_url", "value": ""},
+	{"op": "replace", "path": "/reachability/api", "value": {
+		"skipped": true, "ok": false, "status": 0, "rtt_ms": 0, "error": "",
+		"tls": {"enabled": false, "verified": false, "uris": [], "dns_names": [], "error": ""},
+	}},
+	{"op": "replace", "path": "/init_state/sources", "value": ["raft"]},
+	{"op": "replace", "path": "/init_state/version", "value": ""},
+])
+
+# raft_only_patched is raft_only with one field replaced or added.
+raft_only_patched(path, value) := json.patch(raft_only, [{"op": "add", "path": path, "value": value}])
+
+# The raft part of init_state for a server with state: term 7, the
+# pre-vote refused, a log up to index 42.
+raft_with_state := {"id": "n4", "term": 7, "granted": false, "last_index": 42, "last_index_known": true}
 
 # Catch-up thresholds for tests, Consul autopilot's defaults. Tests pass
 # them with `with data.admitd.settings.catch_up as fixtures.catch_up_settings`,

@@ -28,10 +28,13 @@ promote_stages := ["reachability", "catch_up", "topology"]
 # title: Permanent codes
 # description: Denies that waiting cannot change. A joining node gives up at
 #   once on these instead of retrying; every other deny (an unreachable or
-#   unhealthy peer during cluster formation) may pass later. None of the
-#   codes the staged join adds is permanent (a candidate catches up, a
-#   staging slot frees, and CANDIDATE_NOT_STAGED can be a stage record not
-#   yet committed), so the caller's own deadline ends those retries.
+#   unhealthy peer during cluster formation, a raft server not answering
+#   yet) may pass later. Identity denies are permanent (another raft server
+#   holds the candidate's address, RAFT_ID_MISMATCH; its API and its raft
+#   server disagree, INIT_STATE_CONTRADICTION). None of the codes the staged
+#   join adds is permanent (a candidate catches up, a staging slot frees,
+#   and CANDIDATE_NOT_STAGED can be a stage record not yet committed), so
+#   the caller's own deadline ends those retries.
 permanent_codes := {
 	"ALREADY_INITIALIZED",
 	"CANDIDATE_MALFORMED",
@@ -40,5 +43,7 @@ permanent_codes := {
 	"EXISTING_RAFT_STATE",
 	"IDENTITY_MISMATCH",
 	"ID_TOMBSTONED",
+	"INIT_STATE_CONTRADICTION",
 	"NODE_ID_MISMATCH",
+	"RAFT_ID_MISMATCH",
 }

@@ -2,8 +2,21 @@
 # title: Reachability
 # description: |
 #   Stage 1. The candidate must be reachable before anything else is asked of
-#   it: at least one TCP handshake to its raft address succeeded, and a GET of
-#   its API (/v1/state) answered with a 2xx status.
+#   it: at least one TCP handshake to its raft address succeeded, the raft
+#   server there answered a side-effect-free term-0 pre-vote (raft_rpc) with
+#   the candidate's id in its RPC header, and, when the candidate has an API
+#   (a non-empty api_url), a GET of it (/v1/state) answered with a 2xx status.
+#
+#   The raft answer proves a raft server holds raft_addr and calls itself by
+#   the candidate's id; it is not cryptographic: whoever holds the address
+#   can answer as anyone. A different id is RAFT_ID_MISMATCH (permanent: the
+#   request names the wrong node, or another node holds its address); a TCP
+#   connection without a raft answer is RAFT_NOT_ANSWERING (retryable).
+#
+#   A candidate without an API (api_url "") runs nothing but hashicorp/raft:
+#   the collector skips the API (api.skipped true, stated, never inferred),
+#   and there is no API to judge. With TLS on it cannot prove its identity
+#   with a certificate either: IDENTITY_UNPROVEN.
 #
 #   With TLS on (input.reachability.api.tls.enabled), the /v1/state answer
 #   must also come with a verified certificate naming the candidate: a SAN
@@ -15,8 +28,9 @@
 #   promotion.
 #
 #   Facts: input.candidate ({id, raft_addr, api_url}) and input.reachability
-#   ({collected, error, raft: {ok, successes, error}, api: {ok, status,
-#   error, tls: {enabled, verified, uris, dns_names, error}}}).
+#   ({collected, error, raft: {ok, successes, error}, raft_rpc: {ok, id,
+#   error}, api: {skipped, ok, status, error, tls: {enabled, verified, uris,
+#   dns_names, error}}}).
 #
 #   API_BAD_STATUS is only reported when api.ok is true: when the call failed
 #   there is no status, and API_UNREACHABLE already says why. For the same
@@ -33,8 +47,9 @@ package admitd.stages.reachability
 # METADATA
 # title: Allow
 # description: Passes only on positive proof of a well-formed candidate, facts
-#   that were collected, a raft address that answered, an API that returned
-#   2xx and, with TLS on, a verified certificate naming the candidate.
+#   that were collected, a raft address that answered as the candidate and
+#   either an API that returned 2xx and, with TLS on, a verified certificate
+#   naming the candidate, or no API, skipped, with TLS off.
 default allow := false
 
 allow if {
@@ -42,35 +57,68 @@ allow if {
 	candidate_valid
 	collected
 	raft_reachable
+	raft_answers_as_candidate
+	api_proven
+}
+
+# METADATA
+# title: API proven
+# description: With an api_url, its API answered 2xx and proved the
+#   candidate's identity as TLS requires; without one, the collector says it
+#   skipped the API and TLS is off, so no certificate was needed.
+api_proven if {
+	has_api
 	api_ok
 	api_status_ok
 	identity_proven
+}
+
+api_proven if {
+	no_api
+	api_skipped
+	tls_off
 }
 
 # --- Candidate ---------------------------------------------------------------
 
 # METADATA
 # title: Candidate valid
-# description: The candidate names itself with non-empty strings.
+# description: The candidate names itself and its raft address with
+#   non-empty strings; its api_url is a string, empty for a candidate that
+#   runs only hashicorp/raft.
 candidate_valid if {
 	is_string(input.candidate.id)
 	input.candidate.id != ""
 	is_string(input.candidate.raft_addr)
 	input.candidate.raft_addr != ""
 	is_string(input.candidate.api_url)
-	input.candidate.api_url != ""
 }
 
 # METADATA
 # title: Candidate malformed
-# description: The candidate's id, raft_addr and api_url must be non-empty strings.
+# description: The candidate's id and raft_addr must be non-empty strings,
+#   its api_url a string.
 deny contains {"code": "CANDIDATE_MALFORMED", "message": msg} if {
 	not candidate_valid
 	msg := sprintf(
-		"candidate must have non-empty string id, raft_addr and api_url, got %s; fix the admission request",
+		"candidate must have non-empty string id and raft_addr and a string api_url (empty for a candidate without an API), got %s; fix the admission request",
 		[candidate_json],
 	)
 }
+
+# METADATA
+# title: Has API
+# description: The candidate names an API (a non-empty api_url).
+has_api if {
+	is_string(input.candidate.api_url)
+	input.candidate.api_url != ""
+}
+
+# METADATA
+# title: No API
+# description: The candidate's api_url is stated empty. It runs only
+#   hashicorp/raft, and there is no API to call.
+no_api if input.candidate.api_url == ""
 
 # --- Section -----------------------------------------------------------------
 
@@ -102,14 +150,15 @@ deny contains {"code": "REACHABILITY_NOT_COLLECTED", "message": msg} if {
 	section_present
 	not collected
 	msg := sprintf(
-		"candidate %s: reachability was not collected (%s); check the candidate is running at %s and %s, then retry",
-		[candidate_id, collector_error, raft_addr, api_url],
+		"candidate %s: reachability was not collected (%s); check the candidate is running at %s, then retry",
+		[candidate_id, collector_error, endpoints],
 	)
 }
 
 # METADATA
 # title: Reachability malformed
-# description: raft and api must be objects with fields of the right types.
+# description: raft, raft_rpc and api must be objects with fields of the
+#   right types, and api.skipped must say whether the candidate has an API.
 deny contains {"code": "REACHABILITY_MALFORMED", "message": msg} if {
 	collected
 	count(malformed) > 0
@@ -122,18 +171,23 @@ deny contains {"code": "REACHABILITY_MALFORMED", "message": msg} if {
 # Expected type of every field the stage reads, by probe.
 schema := {
 	"raft": {"ok": "boolean", "successes": "number", "error": "string"},
-	"api": {"ok": "boolean", "status": "number", "error": "string"},
+	"raft_rpc": {"ok": "boolean", "id": "string", "error": "string"},
+	"api": {"skipped": "boolean", "ok": "boolean", "status": "number", "error": "string"},
 }
 
 # METADATA
 # title: Well typed
-# description: Every field of schema has its type. It implies that malformed
-#   is empty, so the detailed checks below only run on facts that are not;
-#   keep it in step with schema.
+# description: Every field of schema has its type. It implies that the type
+#   part of malformed is empty, so the detailed type checks below only run
+#   on facts that are not; keep it in step with schema.
 well_typed if {
 	is_boolean(input.reachability.raft.ok)
 	is_number(input.reachability.raft.successes)
 	is_string(input.reachability.raft.error)
+	is_boolean(input.reachability.raft_rpc.ok)
+	is_string(input.reachability.raft_rpc.id)
+	is_string(input.reachability.raft_rpc.error)
+	is_boolean(input.reachability.api.skipped)
 	is_boolean(input.reachability.api.ok)
 	is_number(input.reachability.api.status)
 	is_string(input.reachability.api.error)
@@ -154,6 +208,17 @@ malformed contains sprintf("%s.%s must be a %s, got %s", [probe, field, want, go
 	some field, want in fields
 	got := kind(input.reachability[probe], field)
 	got != want
+}
+
+# The collector skips the API exactly when the candidate has none.
+malformed contains "api.skipped is false, but the candidate has no api_url: there was no API to call" if {
+	no_api
+	input.reachability.api.skipped == false
+}
+
+malformed contains sprintf("api.skipped is true, but the candidate has api_url %s: its API was not called", [api_url]) if {
+	has_api
+	input.reachability.api.skipped == true
 }
 
 # --- Raft --------------------------------------------------------------------
@@ -180,6 +245,57 @@ deny contains {"code": "RAFT_UNREACHABLE", "message": msg} if {
 	)
 }
 
+# --- Raft RPC ----------------------------------------------------------------
+
+# METADATA
+# title: Raft answers
+# description: The raft server at raft_addr answered the pre-vote.
+raft_answers if input.reachability.raft_rpc.ok == true
+
+# METADATA
+# title: Raft answers as candidate
+# description: The raft server at raft_addr answered with the candidate's
+#   non-empty id in its RPC header. Not cryptographic, as whoever holds the
+#   address can answer as anyone.
+raft_answers_as_candidate if {
+	raft_answers
+	is_string(input.candidate.id)
+	input.candidate.id != ""
+	input.reachability.raft_rpc.id == input.candidate.id
+}
+
+# METADATA
+# title: Raft not answering
+# description: A TCP handshake to raft_addr succeeded, but no raft server
+#   answered the pre-vote there (another service holds the port, or the
+#   server is starting or overloaded). Retryable.
+deny contains {"code": "RAFT_NOT_ANSWERING", "message": msg} if {
+	collected
+	raft_reachable
+	is_object(input.reachability.raft_rpc)
+	not raft_answers
+	msg := sprintf(
+		"candidate %s: raft address %s accepts TCP connections, but no raft server answered a pre-vote there (error: %s); check that the candidate's hashicorp/raft transport listens on that address and not another service, then retry",
+		[candidate_id, raft_addr, probe_error("raft_rpc")],
+	)
+}
+
+# METADATA
+# title: Raft id mismatch
+# description: The raft server at raft_addr answered as another server id,
+#   so the request names the wrong node, or another node holds its address.
+#   Permanent, as waiting does not change who holds the address.
+deny contains {"code": "RAFT_ID_MISMATCH", "message": msg} if {
+	collected
+	raft_answers
+	is_string(input.reachability.raft_rpc.id)
+	not raft_answers_as_candidate
+	msg := sprintf(
+		"candidate %s: a raft server answering as %q holds %s, not the candidate %q; check the request's id and raft_addr, or move the other server off that address",
+		[candidate_id, input.reachability.raft_rpc.id, raft_addr, candidate_id],
+	)
+}
+
 # --- API ---------------------------------------------------------------------
 
 # METADATA
@@ -188,10 +304,16 @@ deny contains {"code": "RAFT_UNREACHABLE", "message": msg} if {
 api_ok if input.reachability.api.ok == true
 
 # METADATA
+# title: API skipped
+# description: The collector says it skipped the API, as the candidate has none.
+api_skipped if input.reachability.api.skipped == true
+
+# METADATA
 # title: API unreachable
-# description: The GET of the candidate's API failed.
+# description: The candidate has an API, and the GET of it failed.
 deny contains {"code": "API_UNREACHABLE", "message": msg} if {
 	collected
+	has_api
 	is_object(input.reachability.api)
 	not api_ok
 	msg := sprintf(
@@ -211,10 +333,12 @@ api_status_ok if {
 
 # METADATA
 # title: API bad status
-# description: The API answered, but not with 2xx. Only checked when api.ok is
-#   true, so a failed call is reported once, as API_UNREACHABLE.
+# description: The API answered, but not with 2xx. Only checked when the
+#   candidate has an API and api.ok is true, so a failed call is reported
+#   once, as API_UNREACHABLE.
 deny contains {"code": "API_BAD_STATUS", "message": msg} if {
 	collected
+	has_api
 	api_ok
 	not api_status_ok
 	msg := sprintf(
@@ -336,12 +460,26 @@ deny contains {"code": "IDENTITY_UNPROVEN", "message": msg} if {
 }
 
 # METADATA
+# title: Identity unproven without an API
+# description: TLS is on, but the candidate has no API, so there is no
+#   certificate to prove its identity; its raft answer alone is not proof.
+deny contains {"code": "IDENTITY_UNPROVEN", "message": msg} if {
+	no_api
+	tls_on
+	msg := sprintf(
+		"candidate %s has no api_url, so no certificate can prove its identity, and this cluster runs with TLS (a raft answer can claim any id); give the candidate an API served over HTTPS with a certificate naming it (SAN URI spiffe://<trust domain>/admitd/%s or DNS SAN %s) and set its api_url",
+		[candidate_id, candidate_id, candidate_id],
+	)
+}
+
+# METADATA
 # title: Identity mismatch
 # description: TLS is on, and the certificate behind the candidate's
 #   /v1/state answer is unverified or does not name the candidate. Only
 #   checked when api.ok is true, so a failed call is reported once, as
 #   API_UNREACHABLE, and stays retryable.
 deny contains {"code": "IDENTITY_MISMATCH", "message": msg} if {
+	has_api
 	api_ok
 	tls_on
 	not certificate_names_candidate
@@ -368,6 +506,11 @@ api_url := v if {
 	v := input.candidate.api_url
 	is_string(v)
 } else := "<no api_url>"
+
+# Where the candidate should be running, for messages.
+endpoints := raft_addr if {
+	no_api
+} else := sprintf("%s and %s", [raft_addr, api_url])
 
 candidate_json := v if {
 	v := json.marshal(input.candidate)

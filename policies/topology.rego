@@ -1,30 +1,40 @@
 # METADATA
 # title: Topology
 # description: |
-#   Stage 3. The cluster must be able to take one more voter safely right now:
-#   it has a leader, the candidate's id and raft address are not already in
-#   the configuration, and after the add a quorum of the voters is healthy.
+#   Stage 3. The cluster must be able to take the membership change asked
+#   for (input.change) safely right now: it has a leader, the candidate's id
+#   and raft address are not already in the configuration, and after the
+#   change a quorum of the voters is healthy.
+#
+#   The change is stated, never inferred: "add_voter" (a direct join) or
+#   "add_nonvoter" (the first step of a staged join) in the admit phase,
+#   "promote" in the promote phase. Anything else, or none, is
+#   CHANGE_MALFORMED.
 #
 #   The quorum rule is etcd's strict reconfiguration check
 #   (etcd server/etcdserver/api/membership, IsReadyToAddVotingMember):
-#   with n voters today (non-voters do not count), the cluster will have n+1
-#   voters and need floor((n+1)/2)+1 of them for quorum; the healthy voters
-#   must already make that quorum, or the add can leave the cluster unable to
-#   commit anything. The one exception, as in etcd, is a single healthy voter
-#   growing to two.
+#   with n voters today (non-voters do not count), a change that adds a
+#   voter (add_voter, promote) makes n+1 voters needing floor((n+1)/2)+1 of
+#   them for quorum; the healthy voters must already make that quorum, or
+#   the change can leave the cluster unable to commit anything. The one
+#   exception, as in etcd, is a single healthy voter growing to two. A
+#   non-voter add (add_nonvoter) leaves the n voters and their quorum
+#   floor(n/2)+1 as they are; the healthy voters must make that quorum to
+#   commit the change at all.
 #
 #   In a staged join the stage runs twice. Admitting the candidate as a
-#   non-voter (phase "admit", or no phase: the stricter path) is decided
-#   as above, and refused while max_staged non-voters are already in stage
-#   (STAGING_FULL). Promoting it (phase "promote") requires instead that
-#   it is in the configuration once, as a non-voter at its raft address,
-#   and listed in staged; no other member may use its id or address, and
-#   the quorum rule is the same: its vote is not counted on before it has
-#   one, so a promotion that became unsafe since the admission is refused.
+#   non-voter (change "add_nonvoter") is decided as above, and refused
+#   while max_staged non-voters are already in stage (STAGING_FULL); a
+#   direct add_voter takes no staging slot. Promoting it (phase "promote")
+#   requires instead that it is in the configuration once, as a non-voter
+#   at its raft address, and listed in staged; no other member may use its
+#   id or address, and the quorum rule is the voter add's: its vote is not
+#   counted on before it has one, so a promotion that became unsafe since
+#   the admission is refused.
 #
-#   Facts: input.phase, input.topology ({collected, error, config_index,
-#   leader: {id, address}, servers: [{id, address, suffrage, healthy}],
-#   tombstones, staged, max_staged}) and input.candidate ({id,
+#   Facts: input.phase, input.change, input.topology ({collected, error,
+#   config_index, leader: {id, address}, servers: [{id, address, suffrage,
+#   healthy}], tombstones, staged, max_staged}) and input.candidate ({id,
 #   raft_addr}). "healthy" is the leader's view.
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
@@ -34,12 +44,14 @@ package admitd.stages.topology
 
 # METADATA
 # title: Allow
-# description: Passes only on positive proof of a well-formed topology with a
-#   leader, a candidate placed as its phase requires, and a safe quorum.
+# description: Passes only on positive proof of a stated change, a
+#   well-formed topology with a leader, a candidate placed as its phase
+#   requires, and a safe quorum.
 default allow := false
 
 allow if {
 	count(deny) == 0
+	change_valid
 	candidate_valid
 	collected
 	is_number(input.topology.config_index)
@@ -52,10 +64,16 @@ allow if {
 
 # METADATA
 # title: Placement ok
-# description: Admitting, the candidate is new and a staging slot is free;
-#   promoting, it is the staged non-voter and alone at its address.
+# description: Admitting, the candidate is new and, as a non-voter, a
+#   staging slot is free; promoting, it is the staged non-voter and alone at
+#   its address.
 placement_ok if {
-	admit_phase
+	adds_voter_directly
+	candidate_is_new
+}
+
+placement_ok if {
+	adds_nonvoter
 	candidate_is_new
 	staging_open
 }
@@ -102,6 +120,56 @@ deny contains {"code": "PHASE_MISMATCH", "message": msg} if {
 	msg := sprintf(
 		"candidate %v: the facts' phase is %s, want \"admit\" or \"promote\"; fix the collector",
 		[candidate_id, json.marshal(input.phase)],
+	)
+}
+
+# --- Change ------------------------------------------------------------------
+
+# The changes each phase may ask for.
+changes := {
+	"admit": {"add_voter", "add_nonvoter"},
+	"promote": {"promote"},
+}
+
+# METADATA
+# title: Change valid
+# description: The facts state a change their phase allows.
+change_valid if input.change in changes[phase]
+
+# METADATA
+# title: Adds a voter directly
+# description: Admitting, the candidate joins as a voter at once.
+adds_voter_directly if {
+	admit_phase
+	input.change == "add_voter"
+}
+
+# METADATA
+# title: Adds a non-voter
+# description: Admitting, the candidate joins as a non-voter, to be
+#   promoted later. It changes neither the voters nor their quorum.
+adds_nonvoter if {
+	admit_phase
+	input.change == "add_nonvoter"
+}
+
+# METADATA
+# title: Phase known
+# description: The facts are for a phase the stage knows.
+phase_known if admit_phase
+
+phase_known if promote_phase
+
+# METADATA
+# title: Change malformed
+# description: The facts do not state a change their phase allows. A
+#   missing change is not taken for any of them.
+deny contains {"code": "CHANGE_MALFORMED", "message": msg} if {
+	phase_known
+	not change_valid
+	msg := sprintf(
+		"candidate %v: the facts' change is %s, want %s in the %s phase; the collector must state which membership change is asked for",
+		[candidate_id, change_json, concat(" or ", [sprintf("%q", [c]) | some c in sort(changes[phase])]), phase],
 	)
 }
 
@@ -412,11 +480,12 @@ staging_open if {
 
 # METADATA
 # title: Staging full
-# description: Admitting, as many non-voters as max_staged allows are
-#   already in stage. Each promotion or removal frees a slot.
+# description: Admitting a non-voter, as many non-voters as max_staged
+#   allows are already in stage. Each promotion or removal frees a slot; a
+#   direct voter add takes none.
 deny contains {"code": "STAGING_FULL", "message": msg} if {
 	collected
-	admit_phase
+	adds_nonvoter
 	staged_well_formed
 	max_staged_well_formed
 	not staging_open
@@ -574,15 +643,23 @@ unhealthy_voters := [sprintf("%v", [object.get(voter, "id", "<no id>")]) |
 	not healthy(voter)
 ]
 
-# Voters once the candidate is added or promoted (as a non-voter it is not
-# counted yet), and the quorum they need.
-enlarged := count(voters) + 1
+# METADATA
+# title: Adds a vote
+# description: The change gives the candidate a vote (add_voter, promote,
+#   or a change not stated, judged as the stricter voter add).
+adds_vote if not adds_nonvoter
+
+# Voters once the change is made: one more when it adds a vote; as many as
+# today for a non-voter, which is not counted. And the quorum they need.
+enlarged := count(voters) + 1 if {
+	adds_vote
+} else := count(voters)
 
 quorum := floor(enlarged / 2) + 1
 
 # METADATA
 # title: Quorum safe
-# description: After the add, the healthy voters still make a quorum
+# description: After the change, the healthy voters still make a quorum
 #   (or a single healthy voter grows to two, which etcd allows).
 quorum_safe if {
 	is_array(input.topology.servers)
@@ -597,16 +674,21 @@ quorum_safe if {
 
 # METADATA
 # title: Quorum unsafe
-# description: Adding a voter now could leave the cluster without a healthy quorum.
+# description: Adding a voter now could leave the cluster without a healthy
+#   quorum; adding a non-voter now could not be committed at all.
 deny contains {"code": "QUORUM_UNSAFE", "message": msg} if {
 	collected
 	is_array(input.topology.servers)
 	not quorum_safe
 	msg := sprintf(
-		"%s %v makes %d voters needing quorum %d, but only %d voters are healthy (%s); bring the unhealthy voters back or remove them before %s",
-		[change.verb, candidate_id, enlarged, quorum, count(healthy_voters), unhealthy_summary, change.then],
+		"%s, but only %d voters are healthy (%s); bring the unhealthy voters back or remove them before %s",
+		[quorum_text, count(healthy_voters), unhealthy_summary, wording.then],
 	)
 }
+
+quorum_text := sprintf("adding non-voter %v is a configuration change the %d voters must commit with quorum %d", [candidate_id, enlarged, quorum]) if {
+	adds_nonvoter
+} else := sprintf("%s %v makes %d voters needing quorum %d", [wording.verb, candidate_id, enlarged, quorum])
 
 unhealthy_summary := sprintf("%s unhealthy", [concat(", ", sort(unhealthy_voters))]) if {
 	count(unhealthy_voters) > 0
@@ -615,23 +697,31 @@ unhealthy_summary := sprintf("%s unhealthy", [concat(", ", sort(unhealthy_voters
 # METADATA
 # title: Even voters
 # description: An even number of voters tolerates no more failures than one
-#   fewer, and makes split votes likelier. A warning only.
+#   fewer, and makes split votes likelier. A warning only, for a change that
+#   adds a vote; a non-voter add leaves the voters as they are.
 warn contains {"code": "EVEN_VOTERS", "message": msg} if {
 	collected
 	is_array(input.topology.servers)
+	adds_vote
 	enlarged % 2 == 0
 	msg := sprintf(
 		"%s %v makes %d voters, an even count: they survive the loss of %d, no more than %d voters would; plan to add one more voter",
-		[change.verb, candidate_id, enlarged, enlarged - quorum, enlarged - 1],
+		[wording.verb, candidate_id, enlarged, enlarged - quorum, enlarged - 1],
 	)
 }
 
 # --- Helpers: values for messages, never undefined ---------------------------
 
 # The change the stage decides, in words.
-change := {"verb": "promoting", "then": "promoting it"} if {
+wording := {"verb": "promoting", "then": "promoting it"} if {
 	promote_phase
+} else := {"verb": "adding", "then": "adding a non-voter"} if {
+	adds_nonvoter
 } else := {"verb": "adding", "then": "adding a voter"}
+
+change_json := v if {
+	v := json.marshal(input.change)
+} else := "missing"
 
 max_staged_json := v if {
 	v := json.marshal(input.topology.max_staged)

@@ -103,8 +103,9 @@ func (h *Host) addServer(ctx context.Context, reg command, addr string, prevInde
 // stage for a staged add, else the API URL unless it is already known.
 func (h *Host) recordBefore(ctx context.Context, reg command) error {
 	if reg.Stage == nil {
-		if m, ok := h.fsm.members()[reg.ID]; ok && m.APIURL == reg.APIURL {
-			return nil
+		m, ok := h.fsm.members()[reg.ID]
+		if (ok && m.APIURL == reg.APIURL) || (!ok && reg.APIURL == "") {
+			return nil // nothing to record: a member without an API needs no URL
 		}
 		reg = command{Op: opSetURL, ID: reg.ID, APIURL: reg.APIURL}
 	}
