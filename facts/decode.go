@@ -103,6 +103,9 @@ func (c Candidate) Validate() error {
 	if err := ValidateHostPort(c.RaftAddr); err != nil {
 		return fmt.Errorf("candidate.raft_addr: %v", err)
 	}
+	if c.APIURL == "" {
+		return nil // a candidate that runs nothing but raft
+	}
 	if err := ValidateHTTPURL(c.APIURL); err != nil {
 		return fmt.Errorf("candidate.api_url: %v", err)
 	}

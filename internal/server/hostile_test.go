@@ -38,7 +38,7 @@ func TestAdmissionRejectsHostileFields(t *testing.T) {
 		"IPv6 without brackets":   candidateBody(func(c *facts.Candidate) { c.RaftAddr = "::1:9" }),
 		"addr port zero":          candidateBody(func(c *facts.Candidate) { c.RaftAddr = "127.0.0.1:0" }),
 		"addr port name":          candidateBody(func(c *facts.Candidate) { c.RaftAddr = "127.0.0.1:http" }),
-		"empty url":               candidateBody(func(c *facts.Candidate) { c.APIURL = "" }),
+		"url blank":               candidateBody(func(c *facts.Candidate) { c.APIURL = " " }),
 		"url too long":            candidateBody(func(c *facts.Candidate) { c.APIURL = "http://h/" + strings.Repeat("a", 600) }),
 		"url file":                candidateBody(func(c *facts.Candidate) { c.APIURL = "file:///etc/passwd" }),
 		"url javascript":          candidateBody(func(c *facts.Candidate) { c.APIURL = "javascript:alert(1)" }),
