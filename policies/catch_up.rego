@@ -164,7 +164,7 @@ well_typed if {
 	is_array(input.catch_up.sources)
 }
 
-malformed contains sprintf("%s must be a %s, got %s", [field, want, got]) if {
+malformed contains sprintf("%s must be %s, got %s", [field, a_kind(want), got]) if {
 	not well_typed
 	section_present
 	some field, want in schema
@@ -396,6 +396,11 @@ collector_error := v if {
 	is_string(v)
 	v != ""
 } else := "no error reported"
+
+# a_kind is a JSON type with its article, for messages: "a string", "an array".
+a_kind(t) := sprintf("an %s", [t]) if {
+	t in {"array", "object"}
+} else := sprintf("a %s", [t])
 
 # kind is the JSON type of obj[key], or "missing" when obj is an object
 # without key. The else avoids building object.keys(obj) on every call.

@@ -100,11 +100,11 @@ test_collected_must_be_true if {
 # --- malformed ---------------------------------------------------------------
 
 test_every_field_required if {
-	every field, _ in data.admitd.stages.catch_up.schema {
+	every field, want in data.admitd.stages.catch_up.schema {
 		facts := fixtures.promote_without(sprintf("/catch_up/%s", [field]))
 		outcome(facts) == fixtures.denied({"CATCH_UP_MALFORMED"})
 		some msg in messages(facts, "CATCH_UP_MALFORMED")
-		contains(msg, sprintf("%s must be a number, got missing", [field]))
+		contains(msg, sprintf("%s must be %s, got missing", [field, data.admitd.stages.catch_up.a_kind(want)]))
 	}
 }
 
@@ -113,6 +113,33 @@ test_field_of_wrong_type_denied if {
 	outcome(facts) == fixtures.denied({"CATCH_UP_MALFORMED"})
 	some msg in messages(facts, "CATCH_UP_MALFORMED")
 	contains(msg, "last_contact_ms must be a number, got string; this is a collector bug")
+}
+
+# The leader's raft probe of a candidate without an API feeds the same rules.
+test_raft_source_allowed if {
+	outcome(with_catch_up({"sources": ["raft"], "last_contact_ms": 0.4})) == fixtures.allowed
+	outcome(with_catch_up({"sources": ["raft"], "last_term": 2})) == fixtures.denied({"STALE_TERM"})
+}
+
+test_sources_must_name_known_sources if {
+	every sources in [[], ["gossip"], ["api", "x"], [1]] {
+		outcome(with_catch_up({"sources": sources})) == fixtures.denied({"CATCH_UP_MALFORMED"})
+	}
+	some msg in messages(with_catch_up({"sources": []}), "CATCH_UP_MALFORMED")
+	contains(msg, `sources must list where the candidate's side came from ("api" or "raft"), got []`)
+	some m in messages(with_catch_up({"sources": ["api", "x"]}), "CATCH_UP_MALFORMED")
+	contains(m, `sources[1] must be "api" or "raft", got "x"`)
+	some t in messages(with_catch_up({"sources": "api"}), "CATCH_UP_MALFORMED")
+	contains(t, "sources must be an array, got string")
+}
+
+test_raft_only_not_collected_message if {
+	facts := json.patch(fixtures.promote, [
+		{"op": "replace", "path": "/candidate/api_url", "value": ""},
+		{"op": "replace", "path": "/catch_up/collected", "value": false},
+	])
+	some msg in messages(facts, "CATCH_UP_NOT_COLLECTED")
+	contains(msg, "check that the raft server at 127.0.0.1:7431 answers the leader's probe and the cluster has a leader, then retry")
 }
 
 # Zeros are a collector that filled nothing in, not a caught-up candidate.
@@ -245,6 +272,9 @@ test_allow_requires_proof_without_deny_rules if {
 		with_catch_up({"last_contact_ms": -1}),
 		with_catch_up({"last_contact_ms": 201}),
 		with_catch_up({"healthy_for_ms": 9999}),
+		with_catch_up({"sources": []}),
+		with_catch_up({"sources": ["gossip"]}),
+		fixtures.promote_without("/catch_up/sources"),
 	] {
 		data.admitd.stages.catch_up.allow == false with input as facts
 			with data.admitd.settings.catch_up as fixtures.catch_up_settings

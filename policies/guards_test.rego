@@ -30,6 +30,8 @@ catch_up(facts) := pkg if {
 test_good_facts_pass_every_guard if {
 	reachability(fixtures.good).well_typed
 	init_state(fixtures.good).well_typed
+	init_state(fixtures.raft_only).well_typed
+	reachability(fixtures.raft_only).well_typed
 	reachability(fixtures.good).tls_well_typed
 	reachability(fixtures.promote).tls_well_typed
 	topology(fixtures.good).well_typed
@@ -52,6 +54,14 @@ test_reachability_guard_covers_schema if {
 test_init_state_guard_covers_schema if {
 	every field, _ in init_state(fixtures.good).schema {
 		pkg := init_state(fixtures.patched(sprintf("/init_state/%s", [field]), wrong))
+		not pkg.well_typed
+		count(pkg.malformed) == 1
+	}
+}
+
+test_init_state_raft_guard_covers_schema if {
+	every field, _ in init_state(fixtures.good).raft_schema {
+		pkg := init_state(fixtures.patched(sprintf("/init_state/raft/%s", [field]), wrong))
 		not pkg.well_typed
 		count(pkg.malformed) == 1
 	}

@@ -148,7 +148,7 @@ well_typed if {
 	is_boolean(input.init_state.raft.last_index_known)
 }
 
-malformed contains sprintf("%s must be a %s, got %s", [field, want, got]) if {
+malformed contains sprintf("%s must be %s, got %s", [field, a_kind(want), got]) if {
 	not well_typed
 	section_present
 	some field, want in schema
@@ -162,7 +162,7 @@ malformed contains sprintf("raft must be an object, got %s", [kind(input.init_st
 	kind(input.init_state, "raft") != "object"
 }
 
-malformed contains sprintf("raft.%s must be a %s, got %s", [field, want, got]) if {
+malformed contains sprintf("raft.%s must be %s, got %s", [field, a_kind(want), got]) if {
 	not well_typed
 	is_object(input.init_state.raft)
 	some field, want in raft_schema
@@ -486,6 +486,11 @@ collector_error := v if {
 state_field(field) := v if {
 	v := json.marshal(input.init_state[field])
 } else := "?"
+
+# a_kind is a JSON type with its article, for messages: "a string", "an array".
+a_kind(t) := sprintf("an %s", [t]) if {
+	t in {"array", "object"}
+} else := sprintf("a %s", [t])
 
 # kind is the JSON type of obj[key], or "missing" when obj is an object
 # without key. The else avoids building object.keys(obj) on every call.

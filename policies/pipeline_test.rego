@@ -52,14 +52,30 @@ test_phases_do_not_mix if {
 }
 
 # Permanent codes are the identity and init-state denies only: an
-# unreachable or unhealthy peer must stay retryable.
+# unreachable or unhealthy peer, or a raft server not answering yet, must
+# stay retryable.
 test_permanent_codes if {
 	"ALREADY_INITIALIZED" in pipeline.permanent_codes
 	"DUPLICATE_ID" in pipeline.permanent_codes
 	"IDENTITY_MISMATCH" in pipeline.permanent_codes
+	"RAFT_ID_MISMATCH" in pipeline.permanent_codes
+	"INIT_STATE_CONTRADICTION" in pipeline.permanent_codes
 	not "IDENTITY_UNPROVEN" in pipeline.permanent_codes
 	not "RAFT_UNREACHABLE" in pipeline.permanent_codes
+	not "RAFT_NOT_ANSWERING" in pipeline.permanent_codes
+	not "CHANGE_MALFORMED" in pipeline.permanent_codes
 	not "QUORUM_UNSAFE" in pipeline.permanent_codes
+}
+
+# A candidate that runs only hashicorp/raft, and one admitted in stage as a
+# non-voter, pass every stage of the admission pipeline.
+test_raft_only_and_staged_candidates_pass_every_stage if {
+	every facts in [fixtures.raft_only, fixtures.staged] {
+		every name in pipeline.stages {
+			data.admitd.stages[name].allow with input as facts
+			count(data.admitd.stages[name].deny) == 0 with input as facts
+		}
+	}
 }
 
 # A staged join's denies can all pass later.

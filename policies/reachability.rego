@@ -67,7 +67,8 @@ allow if {
 #   candidate's identity as TLS requires; without one, the collector says it
 #   skipped the API and TLS is off, so no certificate was needed.
 api_proven if {
-	has_api
+	api_expected
+	api_called
 	api_ok
 	api_status_ok
 	identity_proven
@@ -119,6 +120,12 @@ has_api if {
 # description: The candidate's api_url is stated empty. It runs only
 #   hashicorp/raft, and there is no API to call.
 no_api if input.candidate.api_url == ""
+
+# METADATA
+# title: API expected
+# description: Unless the candidate states it has no API, its API is judged
+#   (a malformed api_url does not excuse it).
+api_expected if not no_api
 
 # --- Section -----------------------------------------------------------------
 
@@ -201,7 +208,7 @@ malformed contains sprintf("%s must be an object, got %s", [probe, got]) if {
 	got != "object"
 }
 
-malformed contains sprintf("%s.%s must be a %s, got %s", [probe, field, want, got]) if {
+malformed contains sprintf("%s.%s must be %s, got %s", [probe, field, a_kind(want), got]) if {
 	not well_typed
 	some probe, fields in schema
 	is_object(input.reachability[probe])
@@ -284,9 +291,12 @@ deny contains {"code": "RAFT_NOT_ANSWERING", "message": msg} if {
 # title: Raft id mismatch
 # description: The raft server at raft_addr answered as another server id,
 #   so the request names the wrong node, or another node holds its address.
-#   Permanent, as waiting does not change who holds the address.
+#   Permanent, as waiting does not change who holds the address. A
+#   malformed candidate is CANDIDATE_MALFORMED instead, with no id to
+#   compare.
 deny contains {"code": "RAFT_ID_MISMATCH", "message": msg} if {
 	collected
+	candidate_valid
 	raft_answers
 	is_string(input.reachability.raft_rpc.id)
 	not raft_answers_as_candidate
@@ -309,11 +319,16 @@ api_ok if input.reachability.api.ok == true
 api_skipped if input.reachability.api.skipped == true
 
 # METADATA
+# title: API called
+# description: The collector says it called the candidate's API.
+api_called if input.reachability.api.skipped == false
+
+# METADATA
 # title: API unreachable
 # description: The candidate has an API, and the GET of it failed.
 deny contains {"code": "API_UNREACHABLE", "message": msg} if {
 	collected
-	has_api
+	api_expected
 	is_object(input.reachability.api)
 	not api_ok
 	msg := sprintf(
@@ -338,7 +353,7 @@ api_status_ok if {
 #   once, as API_UNREACHABLE.
 deny contains {"code": "API_BAD_STATUS", "message": msg} if {
 	collected
-	has_api
+	api_expected
 	api_ok
 	not api_status_ok
 	msg := sprintf(
@@ -438,7 +453,7 @@ tls_well_typed if {
 	is_string(input.reachability.api.tls.error)
 }
 
-tls_malformed contains sprintf("tls.%s must be a %s, got %s", [field, want, got]) if {
+tls_malformed contains sprintf("tls.%s must be %s, got %s", [field, a_kind(want), got]) if {
 	not tls_well_typed
 	collected
 	tls_present
@@ -479,7 +494,7 @@ deny contains {"code": "IDENTITY_UNPROVEN", "message": msg} if {
 #   checked when api.ok is true, so a failed call is reported once, as
 #   API_UNREACHABLE, and stays retryable.
 deny contains {"code": "IDENTITY_MISMATCH", "message": msg} if {
-	has_api
+	api_expected
 	api_ok
 	tls_on
 	not certificate_names_candidate
@@ -537,6 +552,11 @@ probe_error(probe) := v if {
 probe_field(probe, field) := v if {
 	v := json.marshal(input.reachability[probe][field])
 } else := "?"
+
+# a_kind is a JSON type with its article, for messages: "a string", "an array".
+a_kind(t) := sprintf("an %s", [t]) if {
+	t in {"array", "object"}
+} else := sprintf("a %s", [t])
 
 # kind is the JSON type of obj[key], or "missing" when obj is an object
 # without key. The else avoids building object.keys(obj) on every call.

@@ -37,6 +37,19 @@ test_candidate_fields_must_be_non_empty_strings if {
 		facts := fixtures.patched(sprintf("/candidate/%s", [field]), value)
 		outcome(facts) == fixtures.denied({"CANDIDATE_MALFORMED"})
 	}
+	outcome(fixtures.patched("/candidate/raft_addr", "")) == fixtures.denied({"CANDIDATE_MALFORMED"})
+}
+
+# An api_url that is not a string is malformed, and does not excuse the
+# API from being judged: only a stated "" means "no API".
+test_candidate_api_url_must_be_a_string if {
+	facts := json.patch(fixtures.good, [
+		{"op": "replace", "path": "/candidate/api_url", "value": 7430},
+		{"op": "replace", "path": "/reachability/api/status", "value": 503},
+	])
+	outcome(facts) == fixtures.denied({"CANDIDATE_MALFORMED", "API_BAD_STATUS"})
+	some msg in deny_messages(facts, "CANDIDATE_MALFORMED")
+	contains(msg, "candidate must have non-empty string id and raft_addr and a string api_url (empty for a candidate without an API)")
 }
 
 test_candidate_malformed_message_shows_candidate if {
@@ -148,6 +161,83 @@ test_raft_successes_missing_denied if {
 	contains(msg, "(? of 3 TCP handshakes")
 }
 
+# --- raft rpc ----------------------------------------------------------------
+
+test_raft_rpc_missing_denied if {
+	facts := fixtures.without("/reachability/raft_rpc")
+	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	some msg in deny_messages(facts, "REACHABILITY_MALFORMED")
+	contains(msg, "raft_rpc must be an object, got missing")
+}
+
+test_raft_rpc_fields_wrong_type_denied if {
+	# ok as a string is neither an answer nor a well-formed probe.
+	facts := fixtures.patched("/reachability/raft_rpc/ok", "true")
+	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED", "RAFT_NOT_ANSWERING"})
+	some msg in deny_messages(facts, "REACHABILITY_MALFORMED")
+	contains(msg, "raft_rpc.ok must be a boolean, got string")
+
+	# An id that is not a string names nobody: malformed, not a mismatch.
+	outcome(fixtures.patched("/reachability/raft_rpc/id", 4)) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	outcome(fixtures.without("/reachability/raft_rpc/id")) == fixtures.denied({"REACHABILITY_MALFORMED"})
+}
+
+# raft_not_answering is good with a TCP handshake that succeeded and no
+# raft answer after it.
+raft_not_answering := fixtures.patched("/reachability/raft_rpc", {
+	"ok": false, "id": "", "rtt_ms": 0,
+	"error": "read tcp 127.0.0.1:50122->127.0.0.1:7431: i/o timeout",
+})
+
+test_raft_not_answering_denied if {
+	outcome(raft_not_answering) == fixtures.denied({"RAFT_NOT_ANSWERING"})
+	some msg in deny_messages(raft_not_answering, "RAFT_NOT_ANSWERING")
+	msg == "candidate n4: raft address 127.0.0.1:7431 accepts TCP connections, but no raft server answered a pre-vote there (error: read tcp 127.0.0.1:50122->127.0.0.1:7431: i/o timeout); check that the candidate's hashicorp/raft transport listens on that address and not another service, then retry"
+}
+
+test_raft_not_answering_without_error_denied if {
+	facts := fixtures.patched("/reachability/raft_rpc/ok", false)
+	outcome(facts) == fixtures.denied({"RAFT_NOT_ANSWERING"})
+	some msg in deny_messages(facts, "RAFT_NOT_ANSWERING")
+	contains(msg, "(error: none reported)")
+}
+
+# No TCP connection, so no raft answer either: reported once, as
+# RAFT_UNREACHABLE.
+test_raft_not_answering_not_reported_when_unreachable if {
+	facts := json.patch(raft_not_answering, [
+		{"op": "replace", "path": "/reachability/raft/ok", "value": false},
+		{"op": "replace", "path": "/reachability/raft/successes", "value": 0},
+	])
+	outcome(facts) == fixtures.denied({"RAFT_UNREACHABLE"})
+}
+
+test_raft_id_mismatch_denied if {
+	facts := fixtures.patched("/reachability/raft_rpc/id", "n5")
+	outcome(facts) == fixtures.denied({"RAFT_ID_MISMATCH"})
+	some msg in deny_messages(facts, "RAFT_ID_MISMATCH")
+	msg == `candidate n4: a raft server answering as "n5" holds 127.0.0.1:7431, not the candidate "n4"; check the request's id and raft_addr, or move the other server off that address`
+}
+
+# A raft server that sends no id in its RPC header proves no identity.
+test_raft_empty_id_denied if {
+	facts := fixtures.patched("/reachability/raft_rpc/id", "")
+	outcome(facts) == fixtures.denied({"RAFT_ID_MISMATCH"})
+	some msg in deny_messages(facts, "RAFT_ID_MISMATCH")
+	contains(msg, `a raft server answering as "" holds 127.0.0.1:7431`)
+}
+
+# A malformed candidate has no id to compare: CANDIDATE_MALFORMED alone.
+test_raft_id_not_compared_for_malformed_candidate if {
+	outcome(fixtures.patched("/candidate/id", "")) == fixtures.denied({"CANDIDATE_MALFORMED"})
+	outcome(fixtures.without("/candidate")) == fixtures.denied({"CANDIDATE_MALFORMED"})
+}
+
+# The raft answer is checked at every promotion too.
+test_promote_raft_id_mismatch_denied if {
+	outcome(fixtures.promote_patched("/reachability/raft_rpc/id", "n5")) == fixtures.denied({"RAFT_ID_MISMATCH"})
+}
+
 # --- api ---------------------------------------------------------------------
 
 test_api_unreachable_denied if {
@@ -184,6 +274,79 @@ test_api_status_missing_denied if {
 	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED", "API_BAD_STATUS"})
 	some msg in deny_messages(facts, "API_BAD_STATUS")
 	contains(msg, "status ?")
+}
+
+# --- no api ------------------------------------------------------------------
+
+# A candidate that runs only hashicorp/raft: no api_url, the API skipped.
+test_raft_only_candidate_allowed if {
+	outcome(fixtures.raft_only) == fixtures.allowed
+}
+
+# Nothing about a skipped API is judged: its ok, status and error say nothing.
+test_raft_only_api_fields_not_judged if {
+	outcome(fixtures.raft_only_patched("/reachability/api/status", 503)) == fixtures.allowed
+	outcome(fixtures.raft_only_patched("/reachability/api/error", "not called")) == fixtures.allowed
+}
+
+test_raft_only_still_needs_raft_answer if {
+	outcome(fixtures.raft_only_patched("/reachability/raft_rpc/id", "n5")) == fixtures.denied({"RAFT_ID_MISMATCH"})
+	outcome(fixtures.raft_only_patched("/reachability/raft_rpc/ok", false)) == fixtures.denied({"RAFT_NOT_ANSWERING"})
+}
+
+# "skipped" is stated, never inferred from an empty api_url.
+test_raft_only_api_not_skipped_denied if {
+	facts := fixtures.raft_only_patched("/reachability/api/skipped", false)
+	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	some msg in deny_messages(facts, "REACHABILITY_MALFORMED")
+	contains(msg, "api.skipped is false, but the candidate has no api_url: there was no API to call")
+}
+
+test_raft_only_skipped_missing_denied if {
+	facts := json.patch(fixtures.raft_only, [{"op": "remove", "path": "/reachability/api/skipped"}])
+	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	some msg in deny_messages(facts, "REACHABILITY_MALFORMED")
+	contains(msg, "api.skipped must be a boolean, got missing")
+}
+
+# An API that exists was not called: nothing about it is proven.
+test_api_skipped_with_api_url_denied if {
+	facts := fixtures.patched("/reachability/api/skipped", true)
+	outcome(facts) == fixtures.denied({"REACHABILITY_MALFORMED"})
+	some msg in deny_messages(facts, "REACHABILITY_MALFORMED")
+	contains(msg, "api.skipped is true, but the candidate has api_url http://127.0.0.1:7430: its API was not called")
+}
+
+# With TLS on, a candidate without an API has no certificate to prove who
+# it is, and its raft answer is no proof.
+test_raft_only_with_tls_denied if {
+	facts := fixtures.raft_only_patched("/reachability/api/tls", {
+		"enabled": true, "verified": false, "uris": [], "dns_names": [], "error": "",
+	})
+	outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
+	some msg in deny_messages(facts, "IDENTITY_UNPROVEN")
+	msg == "candidate n4 has no api_url, so no certificate can prove its identity, and this cluster runs with TLS (a raft answer can claim any id); give the candidate an API served over HTTPS with a certificate naming it (SAN URI spiffe://<trust domain>/admitd/n4 or DNS SAN n4) and set its api_url"
+}
+
+# Absence of tls is not "TLS off", with or without an API.
+test_raft_only_tls_missing_denied if {
+	facts := json.patch(fixtures.raft_only, [{"op": "remove", "path": "/reachability/api/tls"}])
+	outcome(facts) == fixtures.denied({"IDENTITY_UNPROVEN"})
+}
+
+test_raft_only_not_collected_message if {
+	facts := fixtures.raft_only_patched("/reachability/collected", false)
+	outcome(facts) == fixtures.denied({"REACHABILITY_NOT_COLLECTED"})
+	some msg in deny_messages(facts, "REACHABILITY_NOT_COLLECTED")
+	contains(msg, "check the candidate is running at 127.0.0.1:7431, then retry")
+}
+
+test_promote_raft_only_allowed if {
+	facts := json.patch(fixtures.promote, [
+		{"op": "replace", "path": "/candidate/api_url", "value": ""},
+		{"op": "replace", "path": "/reachability/api", "value": fixtures.raft_only.reachability.api},
+	])
+	outcome(facts) == fixtures.allowed
 }
 
 # --- TLS identity ------------------------------------------------------------
@@ -355,6 +518,14 @@ test_allow_requires_proof_without_deny_rules if {
 		tls_facts(["spiffe://d/admitd/n5"], ["n5"]),
 		json.patch(tls_facts(["spiffe://d/admitd/n4"], []), [{"op": "replace", "path": "/reachability/api/tls/verified", "value": false}]),
 		fixtures.promote_patched("/reachability/api/tls", tls_on(["spiffe://d/admitd/n5"], [])),
+		fixtures.without("/reachability/raft_rpc"),
+		fixtures.patched("/reachability/raft_rpc/ok", false),
+		fixtures.patched("/reachability/raft_rpc/id", "n5"),
+		fixtures.patched("/reachability/raft_rpc/id", ""),
+		fixtures.patched("/reachability/api/skipped", true),
+		fixtures.raft_only_patched("/reachability/api/skipped", false),
+		fixtures.raft_only_patched("/reachability/api/tls/enabled", true),
+		json.patch(fixtures.raft_only, [{"op": "remove", "path": "/reachability/api/tls"}]),
 	] {
 		data.admitd.stages.reachability.allow == false with input as facts
 			with data.admitd.stages.reachability.deny as set()

@@ -54,7 +54,7 @@ allow if {
 	change_valid
 	candidate_valid
 	collected
-	is_number(input.topology.config_index)
+	well_typed
 	has_leader
 	servers_well_formed
 	placement_ok

@@ -325,9 +325,10 @@ test_no_phase_is_an_admission if {
 	data.admitd.stages.topology.admit_phase with input as fixtures.without("/phase")
 }
 
-# A staged non-voter's facts without a phase are refused: it is a member already.
+# A staged non-voter's facts without a phase are refused: it is a member
+# already, and "promote" is no change of the admit phase.
 test_staged_candidate_without_phase_denied if {
-	outcome(fixtures.promote_without("/phase")) == fixtures.denied({"DUPLICATE_ID", "DUPLICATE_ADDRESS", "STAGING_FULL"})
+	outcome(fixtures.promote_without("/phase")) == fixtures.denied({"DUPLICATE_ID", "DUPLICATE_ADDRESS", "CHANGE_MALFORMED"})
 }
 
 test_unknown_phase_denied if {
@@ -338,10 +339,88 @@ test_unknown_phase_denied if {
 	outcome(fixtures.patched("/phase", 5)) == fixtures.denied({"PHASE_MISMATCH"})
 }
 
+# --- change ------------------------------------------------------------------
+
+# The change is stated, never inferred: a document without one (from a
+# collector that predates it) is not taken for either kind.
+test_change_missing_denied if {
+	facts := fixtures.without("/change")
+	outcome(facts) == fixtures.denied({"CHANGE_MALFORMED"})
+	messages(facts, "deny", "CHANGE_MALFORMED") == {`candidate n4: the facts' change is missing, want "add_nonvoter" or "add_voter" in the admit phase; the collector must state which membership change is asked for`}
+}
+
+test_change_unknown_denied if {
+	every value in ["add_learner", "", null, 1, "promote", "ADD_VOTER"] {
+		outcome(fixtures.patched("/change", value)) == fixtures.denied({"CHANGE_MALFORMED"})
+	}
+	some msg in messages(fixtures.patched("/change", "promote"), "deny", "CHANGE_MALFORMED")
+	contains(msg, `the facts' change is "promote", want "add_nonvoter" or "add_voter" in the admit phase`)
+}
+
+# A promotion is a promotion: any other change, or none, is refused.
+test_promote_change_must_be_promote if {
+	every facts in [
+		fixtures.promote_without("/change"),
+		fixtures.promote_patched("/change", "add_voter"),
+		fixtures.promote_patched("/change", "add_nonvoter"),
+	] {
+		outcome(facts) == fixtures.denied({"CHANGE_MALFORMED"})
+	}
+	some msg in messages(fixtures.promote_patched("/change", "add_voter"), "deny", "CHANGE_MALFORMED")
+	contains(msg, `the facts' change is "add_voter", want "promote" in the promote phase`)
+}
+
+# An unknown phase is PHASE_MISMATCH alone: there is no change to expect.
+test_change_not_judged_in_unknown_phase if {
+	outcome(json.patch(fixtures.good, [
+		{"op": "replace", "path": "/phase", "value": "demote"},
+		{"op": "remove", "path": "/change"},
+	])) == fixtures.denied({"PHASE_MISMATCH"})
+}
+
+# --- non-voter adds (change add_nonvoter) ------------------------------------
+
+# staged_with_servers is fixtures.staged with the configuration replaced.
+staged_with_servers(servers) := json.patch(fixtures.staged, [{"op": "add", "path": "/topology/servers", "value": servers}])
+
+test_nonvoter_add_allowed if {
+	outcome(fixtures.staged) == fixtures.allowed
+}
+
+# A non-voter add leaves the voters as they are: no even-count warning.
+test_nonvoter_add_does_not_warn_even if {
+	outcome(staged_with_servers([voter("n1", true)])) == fixtures.allowed
+	outcome(staged_with_servers([voter("n1", true), voter("n2", true), voter("n3", true)])) == fixtures.allowed
+}
+
+# 3 voters, 1 down: a voter add (4 voters, quorum 3) is unsafe, but a
+# non-voter add needs only the 3 voters' quorum 2 to commit, and 2 are healthy.
+test_nonvoter_add_with_one_of_three_down_allowed if {
+	servers := [voter("n1", true), voter("n2", true), voter("n3", false)]
+	outcome(staged_with_servers(servers)) == fixtures.allowed
+	outcome(with_servers(servers)) == {"allow": false, "deny": {"QUORUM_UNSAFE"}, "warn": even}
+}
+
+# 2 voters, 1 down: quorum 2 of 2, 1 healthy: the change cannot commit.
+test_nonvoter_add_without_quorum_denied if {
+	facts := staged_with_servers([voter("n1", true), voter("n2", false)])
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	messages(facts, "deny", "QUORUM_UNSAFE") == {"adding non-voter n4 is a configuration change the 2 voters must commit with quorum 2, but only 1 voters are healthy (n2 unhealthy); bring the unhealthy voters back or remove them before adding a non-voter"}
+}
+
+test_nonvoter_add_one_unhealthy_voter_denied if {
+	outcome(staged_with_servers([voter("n1", false)])) == fixtures.denied({"QUORUM_UNSAFE"})
+	facts := staged_with_servers([nonvoter("n5", true)])
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	some msg in messages(facts, "deny", "QUORUM_UNSAFE")
+	contains(msg, "the 0 voters must commit with quorum 1, but only 0 voters are healthy (the configuration has no voters)")
+}
+
 # --- staging (admit) ---------------------------------------------------------
 
-# n5 is in stage; with one slot, n4 cannot be admitted until n5 is done.
-staging_n5 := json.patch(fixtures.good, [
+# n5 is in stage; with one slot, n4 cannot be admitted as a non-voter
+# until n5 is done.
+staging_n5 := json.patch(fixtures.staged, [
 	{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", true)},
 	{"op": "replace", "path": "/topology/staged", "value": ["n5"]},
 ])
@@ -350,6 +429,11 @@ test_staging_full_denied if {
 	outcome(staging_n5) == fixtures.denied({"STAGING_FULL"})
 	some msg in messages(staging_n5, "deny", "STAGING_FULL")
 	contains(msg, "cannot admit candidate n4: 1 non-voters are in stage (n5), as many as max_staged 1 allows; retry once one is promoted or removed")
+}
+
+# A direct voter add takes no staging slot.
+test_staging_full_does_not_apply_to_voter_add if {
+	outcome(json.patch(staging_n5, [{"op": "replace", "path": "/change", "value": "add_voter"}])) == fixtures.allowed
 }
 
 test_staging_slot_free_allowed if {
@@ -533,6 +617,11 @@ test_allow_requires_proof_without_deny_rules if {
 		promote_with_servers([voter("n1", true), voter("n2", true), staged_n4, staged_n4]),
 		promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4]),
 		promote_with_servers([voter("n1", true), voter("n2", false), staged_n4]),
+		fixtures.without("/change"),
+		fixtures.patched("/change", "promote"),
+		fixtures.promote_patched("/change", "add_voter"),
+		staged_with_servers([voter("n1", true), voter("n2", false)]),
+		json.patch(fixtures.staged, [{"op": "remove", "path": "/topology/staged"}]),
 	] {
 		data.admitd.stages.topology.allow == false with input as facts
 			with data.admitd.stages.topology.deny as set()
@@ -541,7 +630,7 @@ test_allow_requires_proof_without_deny_rules if {
 
 test_messages_survive_garbage_input if {
 	facts := {"candidate": "n4", "topology": {"collected": true, "servers": [{"suffrage": "voter", "id": 7}]}}
-	outcome(facts) == {"allow": false, "deny": {"CANDIDATE_MALFORMED", "TOPOLOGY_MALFORMED", "QUORUM_UNSAFE"}, "warn": even}
+	outcome(facts) == {"allow": false, "deny": {"CANDIDATE_MALFORMED", "CHANGE_MALFORMED", "TOPOLOGY_MALFORMED", "QUORUM_UNSAFE"}, "warn": even}
 	some msg in messages(facts, "deny", "QUORUM_UNSAFE")
 	startswith(msg, "adding <no id> makes 2 voters needing quorum 2, but only 0 voters are healthy (7 unhealthy)")
 }
