@@ -52,6 +52,8 @@ func (g *Gate) AdmitRequest(ctx context.Context, req Request) (*Decision, error)
 		}
 		err = g.apply(ctx, d)
 		if errors.Is(err, raftglue.ErrConfigChanged) {
+			d.Reason = "allowed, but the configuration changed before the add; deciding again on fresh facts"
+			g.record(d, "admission")
 			g.metrics.configChange("configuration_changed")
 			g.log.Warn("configuration changed since the facts were read; collecting again",
 				"decision_id", d.DecisionID, "candidate", req.Candidate.ID, "attempt", attempt)
@@ -93,8 +95,11 @@ func (g *Gate) decide(ctx context.Context, req Request) (*Decision, error) {
 	if !g.host.IsLeader() {
 		return nil, fmt.Errorf("%w: leadership moved before the facts were read: %w", raftglue.ErrLeadershipLost, g.notLeader())
 	}
+	if err := g.host.CheckFSM(ctx); err != nil {
+		return nil, err
+	}
 	eng := g.Engine() // one policy set for the whole decision, even across a reload
-	doc := facts.Gather(ctx, g.cfg.collect, req.Candidate, g.host)
+	doc := facts.Gather(ctx, g.collectConfig(), req.Candidate, g.host)
 	doc.Change = facts.ChangeAddVoter
 	if g.cfg.staging.Enabled {
 		doc.Change = facts.ChangeAddNonvoter

@@ -53,6 +53,13 @@ var (
 	// ErrOutcomeUnknown: a change was asked for and nobody can tell yet
 	// whether it committed; read the configuration before asking again.
 	ErrOutcomeUnknown = errors.New("admitd: the change may or may not have been applied")
+	// ErrLeadershipLost: leadership moved during the change; it may have
+	// committed (ErrOutcomeUnknown says when nobody can tell).
+	ErrLeadershipLost = raftglue.ErrLeadershipLost
+	// ErrTimeout: the deadline passed while raft worked on the change.
+	ErrTimeout = raftglue.ErrTimeout
+	// ErrWrongFSM: raft was given another FSM than the wrapper from WrapFSM.
+	ErrWrongFSM = raftglue.ErrWrongFSM
 	// ErrClosed: the gate was closed.
 	ErrClosed = errors.New("admitd: gate closed")
 	// ErrNotMember: a removal named a server that is not in the configuration.

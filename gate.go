@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,10 +74,10 @@ func New(r Raft, fsm *FSM, opts ...Option) (*Gate, error) {
 	return g, nil
 }
 
-// isNilRaft catches a typed nil *raft.Raft, which is not == nil.
+// isNilRaft catches a typed nil pointer, which is not == nil.
 func isNilRaft(r Raft) bool {
-	rr, ok := r.(*raft.Raft)
-	return ok && rr == nil
+	v := reflect.ValueOf(r)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 func loadEngine(cfg config) (*admission.Engine, error) {
@@ -299,9 +300,20 @@ func (g *Gate) Topology(ctx context.Context) (*facts.Topology, error) {
 	if !g.host.IsLeader() {
 		return nil, g.notLeader()
 	}
-	t := facts.GatherTopology(ctx, g.cfg.collect, g.host)
+	t := facts.GatherTopology(ctx, g.collectConfig(), g.host)
 	g.FillSelf(t, g.Engine().Revision())
 	return t, nil
+}
+
+// collectConfig is the collectors' configuration with the probe speaking
+// as this leader.
+func (g *Gate) collectConfig() facts.CollectConfig {
+	cc := g.cfg.collect
+	addr, id := g.host.Raft().LeaderWithID()
+	if g.host.IsLeader() {
+		cc.ProbeAs = facts.ProbeFrom{ID: string(id), Addr: string(addr)}
+	}
+	return cc
 }
 
 var errInternalNoGrant = errors.New("admitd: internal: an allowed decision without a grant")

@@ -128,7 +128,7 @@ func (g *Gate) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
 	cand := facts.Candidate{ID: id, RaftAddr: st.RaftAddr, APIURL: st.APIURL}
 	stagedAt := time.UnixMilli(st.StagedAtMS)
 	eng := g.Engine()
-	doc := facts.GatherPromote(ctx, g.cfg.collect, cand, g.host, g.host,
+	doc := facts.GatherPromote(ctx, g.collectConfig(), cand, g.host, g.host,
 		facts.Staging{StagedAt: stagedAt, Observe: g.prom.observer(id)})
 	doc.Change = facts.ChangePromote
 	d, err := g.evaluate(ctx, eng, doc, false)

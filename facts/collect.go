@@ -35,6 +35,10 @@ type CollectConfig struct {
 	// MaxStaged is how many non-voters may be in stage at once, reported
 	// as topology.max_staged; default 1.
 	MaxStaged int
+
+	// ProbeAs is who the raft probe speaks as: the leader sets itself, so
+	// members answer without logging a warning about an unknown server.
+	ProbeAs ProbeFrom
 }
 
 // Defaults.
@@ -128,7 +132,7 @@ func gather(ctx context.Context, cfg CollectConfig, doc *Document, view ClusterV
 	defer state.cancel()
 	rctx, rcancel := context.WithTimeout(ctx, budget)
 	defer rcancel()
-	rf := startRaftFetch(rctx, cand.RaftAddr)
+	rf := startRaftFetch(rctx, cand.RaftAddr, cfg.ProbeAs)
 	defer rf.cancel()
 
 	var wg sync.WaitGroup

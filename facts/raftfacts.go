@@ -14,12 +14,12 @@ type raftFetch struct {
 	cancel context.CancelFunc
 }
 
-func startRaftFetch(ctx context.Context, addr string) *raftFetch {
+func startRaftFetch(ctx context.Context, addr string, from ProbeFrom) *raftFetch {
 	pctx, cancel := probeContext(ctx)
 	f := &raftFetch{done: make(chan struct{}), cancel: cancel}
 	go func() {
 		defer close(f.done)
-		f.res = ProbeRaftRPC(pctx, addr)
+		f.res = ProbeRaftRPCFrom(pctx, addr, from)
 	}()
 	return f
 }
@@ -62,6 +62,6 @@ func (a RaftAnswer) answerError() error {
 // memberHealthRaft judges a member that serves no /v1/state from its raft
 // server's own answer: it answers as itself in the leader's term.
 func memberHealthRaft(ctx context.Context, cc ClusterConfig, cs ConfigServer) bool {
-	a := ProbeRaftRPC(ctx, cs.Address)
+	a := ProbeRaftRPCFrom(ctx, cs.Address, ProbeFrom{ID: cc.LeaderID, Addr: cc.LeaderAddr})
 	return a.Answered && a.ID == cs.ID && cc.Term > 0 && a.Term == cc.Term
 }

@@ -69,6 +69,20 @@ const (
 //   - Close closes shutdownCh then the StreamLayer (net_transport.go:338-339),
 //     so the listen goroutine's Accept error ends it (net_transport.go:584-586).
 func ProbeRaftRPC(ctx context.Context, addr string) RaftAnswer {
+	return ProbeRaftRPCFrom(ctx, addr, ProbeFrom{})
+}
+
+// ProbeFrom names the server a probe speaks as. The leader probes members
+// as itself: a member then drops the term-0 pre-vote on its term check,
+// silently, instead of logging a warning about a server it does not know
+// at every promotion round. Empty: a random id no server knows.
+type ProbeFrom struct {
+	ID   string
+	Addr string
+}
+
+// ProbeRaftRPCFrom is ProbeRaftRPC speaking as from.
+func ProbeRaftRPCFrom(ctx context.Context, addr string, from ProbeFrom) RaftAnswer {
 	if err := ValidateHostPort(addr); err != nil {
 		return RaftAnswer{Error: "raft_addr: " + err.Error()}
 	}
@@ -81,6 +95,9 @@ func ProbeRaftRPC(ctx context.Context, addr string) RaftAnswer {
 	header, err := rpcProbeHeader()
 	if err != nil {
 		return RaftAnswer{Error: err.Error()}
+	}
+	if from.ID != "" && from.Addr != "" {
+		header.ID, header.Addr = []byte(from.ID), []byte(from.Addr)
 	}
 	trans := newRPCProbeTransport(ctx)
 	defer trans.Close()

@@ -58,7 +58,7 @@ func (h *Host) ClusterConfig(ctx context.Context) (facts.ClusterConfig, error) {
 // still in flight the older pair is returned and a change built on it fails
 // with ErrConfigChanged, which is the safe outcome.
 func (h *Host) committedConfig(ctx context.Context) (uint64, []raft.Server, error) {
-	if err := h.checkFSM(ctx); err != nil {
+	if err := h.CheckFSM(ctx); err != nil {
 		return 0, nil, err
 	}
 	index, servers := h.fsm.configuration()

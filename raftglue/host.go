@@ -100,7 +100,7 @@ func newClusterID() (string, error) {
 // apply replicates one admitd command, marked with Extension, and waits,
 // bounded by ctx, until the leader has applied it.
 func (h *Host) apply(ctx context.Context, c command) (uint64, error) {
-	if err := h.checkFSM(ctx); err != nil {
+	if err := h.CheckFSM(ctx); err != nil {
 		return 0, err
 	}
 	entry, err := encodeCommand(c)
@@ -119,11 +119,11 @@ func (h *Host) apply(ctx context.Context, c command) (uint64, error) {
 	return index, nil
 }
 
-// checkFSM proves, once, that raft applies its log to this wrapper before
+// CheckFSM proves, once, that raft applies its log to this wrapper before
 // anything of admitd's is written: after a barrier on the leader, raft has
 // handed the wrapper at least one entry or snapshot (a bootstrapped log
 // starts with a configuration entry), unless it was given another FSM.
-func (h *Host) checkFSM(ctx context.Context) error {
+func (h *Host) CheckFSM(ctx context.Context) error {
 	if h.fsmChecked.Load() || h.wrap.touched.Load() {
 		h.fsmChecked.Store(true)
 		return nil
