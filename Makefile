@@ -53,6 +53,7 @@ fuzz:
 bench: build
 	$(GO) build -o bin/opa github.com/open-policy-agent/opa
 	$(GO) test -run '^$$' -bench . -benchmem ./admission/
+	$(GO) test -run '^$$' -bench 'GateOnHost|DryRunAgainstRaftFloor' -benchtime 500x -benchmem .
 	$(GO) run ./internal/tools/bench -admitd $(BIN) -opa bin/opa -go $(GO)
 
 demo: build
