@@ -62,10 +62,6 @@ var (
 	ErrWrongFSM = raftglue.ErrWrongFSM
 	// ErrClosed: the gate was closed.
 	ErrClosed = errors.New("admitd: gate closed")
-	// ErrNotMember: a removal named a server that is not in the configuration.
-	ErrNotMember = errors.New("admitd: not in the configuration")
-	// ErrCannotRemoveLeader: the leader is asked to remove itself.
-	ErrCannotRemoveLeader = errors.New("admitd: the leader cannot remove itself; transfer leadership first")
 )
 
 // NotLeaderError says who leads, as far as this server knows.

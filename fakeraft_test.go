@@ -70,7 +70,7 @@ type changeFault struct {
 
 // changeCall records one membership change as the gate asked for it.
 type changeCall struct {
-	Kind      string // "add_voter", "add_nonvoter", "remove"
+	Kind      string // "add_voter", "add_nonvoter", "remove", "demote"
 	ID        string
 	Addr      string
 	PrevIndex uint64
@@ -185,6 +185,10 @@ func (f *fakeRaft) RemoveServer(id raft.ServerID, prevIndex uint64, _ time.Durat
 	return f.change("remove", id, "", prevIndex)
 }
 
+func (f *fakeRaft) DemoteVoter(id raft.ServerID, prevIndex uint64, _ time.Duration) raft.IndexFuture {
+	return f.change("demote", id, "", prevIndex)
+}
+
 // ApplyLog appends a command and applies it; the future's Response is the FSM's.
 func (f *fakeRaft) ApplyLog(l raft.Log, _ time.Duration) raft.ApplyFuture {
 	f.mu.Lock()
@@ -295,7 +299,7 @@ func (f *fakeRaft) change(kind string, id raft.ServerID, addr raft.ServerAddress
 		call.Err = raft.ErrNotLeader
 		return indexFuture{err: call.Err}
 	}
-	if kind != "remove" && f.races != 0 {
+	if kind != "remove" && kind != "demote" && f.races != 0 {
 		if f.races > 0 {
 			f.races--
 		}
@@ -351,6 +355,10 @@ func nextConfig(current []raft.Server, kind string, id raft.ServerID, addr raft.
 	case "remove":
 		if i >= 0 {
 			servers = slices.Delete(servers, i, i+1)
+		}
+	case "demote":
+		if i >= 0 {
+			servers[i].Suffrage = raft.Nonvoter
 		}
 	}
 	if !slices.ContainsFunc(servers, func(s raft.Server) bool { return s.Suffrage == raft.Voter }) {

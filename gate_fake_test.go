@@ -597,7 +597,7 @@ func TestGateBadInput(t *testing.T) {
 		if d, err := g.Admit(gateTestContext(t), c.candidate()); !errors.Is(err, ErrClosed) || d != nil {
 			t.Fatalf("admit after close: %+v, %v", d, err)
 		}
-		if _, err := g.RemoveMember(gateTestContext(t), "c1"); !errors.Is(err, ErrClosed) {
+		if _, err := g.Remove(gateTestContext(t), "c1"); !errors.Is(err, ErrClosed) {
 			t.Fatalf("remove after close: %v", err)
 		}
 		if n := f.observerCount(); n != 0 {

@@ -2,101 +2,233 @@ package admitd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/raftglue"
 )
 
-// Remove takes id out of the configuration at the committed index and
-// tombstones it, so it is refused until ClearTombstone. Leader only; the
-// leader cannot remove itself. Removals are not yet judged by the policy
-// stages: the decision records the change, with no stages.
+// ChangeRequest asks to remove or demote a member.
+type ChangeRequest struct {
+	ID string
+	// Demote makes a voter a non-voter instead of removing it; the member
+	// is staged, and the promote phase judges when it votes again.
+	Demote bool
+	// DryRun decides and records, and changes nothing.
+	DryRun  bool
+	Explain bool
+	// Override lifts the deny codes it names, for this change only, with a
+	// reason the decision records. Facts that were not collected and
+	// evaluation errors are never lifted. Hosts must guard who may send it.
+	Override *admission.Override
+}
+
+// Remove decides on removing id and, on an allow, removes it at the
+// committed configuration index the facts were read at and tombstones it,
+// so it is refused until ClearTombstone. Leader only.
 func (g *Gate) Remove(ctx context.Context, id string) (*Decision, error) {
-	rm, err := g.RemoveMember(ctx, id)
+	return g.Change(ctx, ChangeRequest{ID: id})
+}
+
+// Demote decides on making the voter id a non-voter and, on an allow,
+// does it with prevIndex. Leader only.
+func (g *Gate) Demote(ctx context.Context, id string) (*Decision, error) {
+	return g.Change(ctx, ChangeRequest{ID: id, Demote: true})
+}
+
+// Change is Remove or Demote with options. A change that raced in between
+// the facts and the change is collected and decided again.
+func (g *Gate) Change(ctx context.Context, req ChangeRequest) (*Decision, error) {
+	if err := g.checkChange(req); err != nil {
+		return nil, err
+	}
+	if g.cfg.dryRun {
+		req.DryRun = true
+	}
+	g.admitMu.Lock()
+	defer g.admitMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Admit)
+	defer cancel()
+	for attempt := 1; attempt <= g.cfg.maxAttempts; attempt++ {
+		d, err := g.decideChange(ctx, req)
+		if err != nil || !d.Allowed || req.DryRun {
+			if d != nil {
+				g.record(d, "removal")
+			}
+			return d, err
+		}
+		err = g.applyChange(ctx, d, req)
+		if errors.Is(err, raftglue.ErrConfigChanged) {
+			d.Reason = "allowed, but the configuration changed before the change; deciding again on fresh facts"
+			g.record(d, "removal")
+			g.metrics.configChange("configuration_changed")
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	return nil, fmt.Errorf("%w: gave up after %d attempts", ErrKeptChanging, g.cfg.maxAttempts)
+}
+
+func (g *Gate) checkChange(req ChangeRequest) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	if err := facts.ValidateID(req.ID); err != nil {
+		return fmt.Errorf("%w: id: %v", ErrBadCandidate, err)
+	}
+	if req.Override != nil {
+		if err := req.Override.Validate(); err != nil {
+			return err
+		}
+	}
+	if !g.host.IsLeader() {
+		return g.notLeader()
+	}
+	return nil
+}
+
+// decideChange gathers the topology and evaluates the remove pipeline.
+func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (*Decision, error) {
+	if err := g.host.CheckFSM(ctx); err != nil {
+		return nil, err
+	}
+	change := facts.ChangeRemove
+	if req.Demote {
+		change = facts.ChangeDemote
+	}
+	cand := facts.Candidate{ID: req.ID}
+	if m, ok := g.member(ctx, req.ID); ok {
+		cand = m
+	}
+	eng := g.Engine()
+	doc := facts.GatherRemove(ctx, g.collectConfig(), cand, change, g.host)
+	g.FillSelf(doc.Topology, eng.Revision())
+	g.metrics.observeFacts(doc)
+	in, err := admission.InputFromDocument(doc)
 	if err != nil {
 		return nil, err
 	}
-	d := &Decision{
-		DecisionID: admission.NewID(), Allowed: true, Enforced: true,
-		Reason:    fmt.Sprintf("removed %s and tombstoned it: %v", id, rm.Tombstoned),
-		Candidate: facts.Candidate{ID: id}, ConfigIndex: rm.ConfigIndex, DecidedBy: rm.DecidedBy,
-		Removed: &admission.Applied{Suffrage: rm.Suffrage, Index: rm.Index},
-		Stages:  []admission.StageResult{}, Timestamp: time.Now().UTC().Format(time.RFC3339Nano),
+	var d *Decision
+	if req.Override != nil {
+		if d, err = eng.EvaluateOverride(ctx, in, *req.Override); err != nil {
+			return nil, err
+		}
+		g.log.Warn("membership change under an operator's override", "candidate", req.ID, "change", change,
+			"codes", req.Override.Codes, "reason", req.Override.Reason, "allowed", d.Allowed)
+	} else {
+		d = eng.Evaluate(ctx, in)
 	}
-	g.record(d, "removal")
+	if req.Explain {
+		eng.Explain(ctx, in, d)
+	}
+	d.DecidedBy, d.Enforced = g.host.ID(), !req.DryRun
 	return d, nil
 }
 
-// Removal is what RemoveMember did.
-type Removal struct {
-	admission.Removal
-	Suffrage string // the member's suffrage before the removal
-}
-
-// RemoveMember is Remove's change, reported as the HTTP API does.
-func (g *Gate) RemoveMember(ctx context.Context, id string) (*Removal, error) {
-	if g.closed.Load() {
-		return nil, ErrClosed
-	}
-	if err := facts.ValidateID(id); err != nil {
-		return nil, fmt.Errorf("%w: id: %v", ErrBadCandidate, err)
-	}
-	if !g.host.IsLeader() {
-		return nil, g.notLeader()
-	}
-	if g.cfg.dryRun {
-		return nil, ErrDryRun
-	}
-	if id == g.host.ID() {
-		return nil, ErrCannotRemoveLeader
-	}
-	ctx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Apply)
-	defer cancel()
-	g.admitMu.Lock()
-	defer g.admitMu.Unlock()
+// member is id's server in the committed configuration, with its API URL.
+func (g *Gate) member(ctx context.Context, id string) (Candidate, bool) {
 	cc, err := g.host.ClusterConfig(ctx)
 	if err != nil {
-		return nil, err
+		return Candidate{}, false
 	}
-	suffrage, ok := suffrageOf(cc, id)
+	for _, s := range cc.Servers {
+		if s.ID == id {
+			return Candidate{ID: s.ID, RaftAddr: s.Address, APIURL: s.APIURL}, true
+		}
+	}
+	return Candidate{}, false
+}
+
+// applyChange makes an allowed removal or demotion with the facts' index.
+func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest) error {
+	grant, ok := d.Grant()
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrNotMember, id)
+		return errInternalNoGrant
 	}
-	index, err := g.host.RemoveServer(ctx, id, cc.Index)
-	tombstoned := err == nil
-	if errors.Is(err, raftglue.ErrMetadataNotApplied) {
-		// The removal stands; say the tombstone is missing rather than
-		// answer an error a retry could never fix (it would find no member).
-		g.log.Warn("member removed, but its tombstone was not recorded", "id", id, "error", err)
-		err = nil
+	applyCtx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Apply)
+	defer cancel()
+	change, want := g.host.RemoveServer, ""
+	if req.Demote {
+		change, want = g.host.DemoteVoter, facts.Nonvoter
 	}
+	index, err := change(applyCtx, grant)
+	switch {
+	case err == nil, errors.Is(err, raftglue.ErrMetadataNotApplied):
+		return g.changed(d, req, index, err == nil)
+	case errors.Is(err, raftglue.ErrConfigChanged):
+		return err
+	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
+		return g.settleChange(ctx, d, req, err, want)
+	}
+	g.metrics.configChange("failed")
+	return err
+}
+
+// changed records an applied removal (tombstoned unless its metadata
+// commit failed) or demotion.
+func (g *Gate) changed(d *Decision, req ChangeRequest, index uint64, recorded bool) error {
+	if req.Demote {
+		d.Applied = &admission.Applied{Suffrage: facts.Nonvoter, Index: index}
+		g.metrics.configChange("demoted")
+	} else {
+		d.Removed = &admission.Applied{Suffrage: suffrageIn(d, req.ID), Index: index}
+		d.Tombstoned = recorded
+		g.metrics.configChange("removed")
+		if !recorded {
+			g.log.Warn("member removed, but its tombstone was not recorded", "id", req.ID)
+		}
+	}
+	g.record(d, "removal")
+	return nil
+}
+
+// settleChange reads the committed configuration after a change whose
+// outcome leadership loss or a deadline left unknown: want is the
+// suffrage the member should now have ("" for absent).
+func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest, cause error, want string) error {
+	suffrage, present, err := "", false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
+	if g.host.IsLeader() {
+		suffrage, present, err = g.host.HasMember(ctx, req.ID, "")
+	}
+	if err == nil && ((want == "" && !present) || (present && suffrage == want)) {
+		return g.changed(d, req, 0, false)
+	}
+	d.Reason = fmt.Sprintf("allowed, but not applied: %v", cause)
+	g.record(d, "removal")
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("%w: %v; reading the configuration failed too: %v", ErrOutcomeUnknown, cause, err)
 	}
-	g.metrics.configChange("removed")
-	g.log.Info("member removed", "id", id, "index", index, "tombstoned", tombstoned)
-	return &Removal{Removal: admission.Removal{ID: id, Removed: true, Index: index, ConfigIndex: cc.Index,
-		Tombstoned: tombstoned, DecidedBy: g.host.ID()}, Suffrage: suffrage}, nil
+	return fmt.Errorf("%w: %v", raftglue.ErrLeadershipLost, cause)
+}
+
+// suffrageIn is the member's suffrage in the decision's facts.
+func suffrageIn(d *Decision, id string) string {
+	var doc struct{ Topology *facts.Topology }
+	if err := json.Unmarshal(d.Facts, &doc); err != nil || doc.Topology == nil {
+		return ""
+	}
+	for _, s := range doc.Topology.Servers {
+		if s.ID == id {
+			return s.Suffrage
+		}
+	}
+	return ""
 }
 
 // ErrDryRun: the gate runs in dry-run mode and never changes membership.
 var ErrDryRun = errors.New("admitd: dry-run mode never changes membership")
 
-func suffrageOf(cc facts.ClusterConfig, id string) (string, bool) {
-	for _, s := range cc.Servers {
-		if s.ID == id {
-			return s.Suffrage, true
-		}
-	}
-	return "", false
-}
-
 // ClearTombstone lets a removed id be admitted again. Leader only.
 func (g *Gate) ClearTombstone(ctx context.Context, id string) error {
+	if g.closed.Load() {
+		return ErrClosed
+	}
 	if !g.host.IsLeader() {
 		return g.notLeader()
 	}

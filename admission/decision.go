@@ -37,6 +37,8 @@ type StageResult struct {
 	// Enforcement is "warn" for a site stage whose denies only warn
 	// (data.admitd.pipeline.enforcement); empty means enforced.
 	Enforcement string `json:"enforcement,omitempty"`
+	// Overridden are denies an operator's override let through.
+	Overridden []Violation `json:"overridden,omitempty"`
 }
 
 // Applied records a configuration change made for an allowed decision.
@@ -64,11 +66,15 @@ type Decision struct {
 	ConfigIndex    uint64          `json:"config_index"`
 	Applied        *Applied        `json:"applied"`
 	// Removed records a staged non-voter removed for missing its deadline.
-	Removed   *Applied        `json:"removed,omitempty"`
-	DecidedBy string          `json:"decided_by,omitempty"`
-	Timestamp string          `json:"timestamp,omitempty"`
-	EvalMS    float64         `json:"eval_ms"`
-	Facts     json.RawMessage `json:"facts"`
+	Removed *Applied `json:"removed,omitempty"`
+	// Override is the operator's override of this removal, if any.
+	Override *OverrideRecord `json:"override,omitempty"`
+	// Tombstoned says a removal left a tombstone for the id.
+	Tombstoned bool            `json:"tombstoned,omitempty"`
+	DecidedBy  string          `json:"decided_by,omitempty"`
+	Timestamp  string          `json:"timestamp,omitempty"`
+	EvalMS     float64         `json:"eval_ms"`
+	Facts      json.RawMessage `json:"facts"`
 
 	grant *Grant
 }
@@ -92,6 +98,7 @@ type Grant struct {
 	candidate   facts.Candidate
 	configIndex uint64
 	phase       string
+	change      string
 }
 
 // Grant returns the permission attached to an allowed decision.
@@ -114,6 +121,9 @@ func (g Grant) ConfigIndex() uint64 { return g.configIndex }
 // Phase is the phase the facts were collected for: an admit grant may add
 // a member, a promote grant may make a staged non-voter a voter.
 func (g Grant) Phase() string { return g.phase }
+
+// Change is the change the facts named (facts.ChangeRemove, ...).
+func (g Grant) Change() string { return g.change }
 
 // DecisionID names the decision that issued the grant.
 func (g Grant) DecisionID() string { return g.decisionID }

@@ -68,9 +68,10 @@ func (e *Engine) PromoteStages() []string {
 // Input is a facts document ready for evaluation: the validated document
 // and its value as OPA evaluates it, converted once.
 type Input struct {
-	Doc   *facts.Document
-	Raw   []byte
-	value ast.Value
+	Doc      *facts.Document
+	Raw      []byte
+	value    ast.Value
+	override *Override // set only by EvaluateOverride
 }
 
 // NewInput converts a decoded document once for all stages: its raw JSON
@@ -110,7 +111,7 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) *Decision {
 	p := e.pipelines[d.Phase]
 	if p == nil {
 		d.Stages = []StageResult{stageError(StageResult{Name: "pipeline", Deny: []Violation{}, Warn: []Violation{}},
-			fmt.Sprintf("the policy set defines no pipeline for phase %q (admitd.pipeline.promote_stages)", d.Phase))}
+			fmt.Sprintf("the policy set defines no pipeline for phase %q (admitd.pipeline.promote_stages, remove_stages)", d.Phase))}
 		d.StoppedAt = "pipeline"
 		d.EvalMS = facts.Ms(time.Since(start))
 		e.conclude(d, in, false)
@@ -146,7 +147,7 @@ func (e *Engine) runStages(ctx context.Context, p *pipeline, in *Input, d *Decis
 		} else {
 			r = p.evalStage(ctx, name, in)
 		}
-		r = e.enforce(r)
+		r = in.override.lift(e.enforce(r))
 		d.Stages = append(d.Stages, r)
 		if r.Outcome != OutcomeAllow {
 			passed = false
@@ -176,7 +177,7 @@ func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
 	d.Allowed = true
 	d.Reason = "all stages allowed"
 	d.grant = &Grant{sealed: true, decisionID: d.DecisionID, candidate: in.Doc.Candidate,
-		configIndex: topo.ConfigIndex, phase: d.Phase}
+		configIndex: topo.ConfigIndex, phase: d.Phase, change: in.Doc.Change}
 }
 
 // uncollected names the first safety section of the phase that is missing
@@ -184,6 +185,10 @@ func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
 // an allow impossible even under a policy set that forgot to.
 func uncollected(doc *facts.Document, phase string) string {
 	switch {
+	case phase == facts.PhaseRemove && (doc.Topology == nil || !doc.Topology.Collected):
+		return "topology"
+	case phase == facts.PhaseRemove:
+		return ""
 	case doc.Reachability == nil || !doc.Reachability.Collected:
 		return "reachability"
 	case phase == facts.PhaseAdmit && (doc.InitState == nil || !doc.InitState.Collected):

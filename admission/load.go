@@ -32,6 +32,10 @@ var SafetyStages = []string{"reachability", "init_state", "topology"}
 // PromoteSafetyStages must open the promote pipeline, in this order.
 var PromoteSafetyStages = []string{"reachability", "catch_up", "topology"}
 
+// RemoveSafetyStages must open the remove pipeline (removals and
+// demotions): the member being removed need not answer, so only topology.
+var RemoveSafetyStages = []string{"topology"}
+
 // ErrLoad wraps every failure to load a policy set.
 var ErrLoad = errors.New("policy load failed")
 
@@ -212,27 +216,31 @@ func (e *Engine) prepare(ctx context.Context) error {
 		return err
 	}
 	e.pipelines = map[string]*pipeline{facts.PhaseAdmit: admit}
-	return e.preparePromote(ctx)
+	if err := e.prepareOptional(ctx, facts.PhasePromote, "promote_stages", PromoteSafetyStages); err != nil {
+		return err
+	}
+	return e.prepareOptional(ctx, facts.PhaseRemove, "remove_stages", RemoveSafetyStages)
 }
 
-// preparePromote prepares admitd.pipeline.promote_stages when the set
-// defines it; without it staged candidates are never promoted.
-func (e *Engine) preparePromote(ctx context.Context) error {
-	if !e.defined(ctx, "data.admitd.pipeline.promote_stages") {
+// prepareOptional prepares admitd.pipeline.<rule> for phase when the set
+// defines it: without promote_stages staged candidates are never
+// promoted, without remove_stages removals and demotions are refused.
+func (e *Engine) prepareOptional(ctx context.Context, phase, rule string, safety []string) error {
+	if !e.defined(ctx, "data.admitd.pipeline."+rule) {
 		return nil
 	}
-	stages, err := e.readStrings(ctx, "data.admitd.pipeline.promote_stages")
+	stages, err := e.readStrings(ctx, "data.admitd.pipeline."+rule)
 	if err != nil {
-		return fmt.Errorf("admitd.pipeline.promote_stages: %v", err)
+		return fmt.Errorf("admitd.pipeline.%s: %v", rule, err)
 	}
-	if err := checkPipeline("promote_stages", stages, PromoteSafetyStages); err != nil {
+	if err := checkPipeline(rule, stages, safety); err != nil {
 		return err
 	}
 	p, err := e.preparePipeline(ctx, stages)
 	if err != nil {
 		return err
 	}
-	e.pipelines[facts.PhasePromote] = p
+	e.pipelines[phase] = p
 	return nil
 }
 

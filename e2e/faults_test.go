@@ -563,11 +563,14 @@ func removeMember(t *testing.T, n *node, id string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	var rm struct {
-		ID         string `json:"id"`
-		Removed    bool   `json:"removed"`
-		Tombstoned bool   `json:"tombstoned"`
+		Allowed   bool `json:"allowed"`
+		Candidate struct {
+			ID string `json:"id"`
+		} `json:"candidate"`
+		Removed    *struct{ Index uint64 } `json:"removed"`
+		Tombstoned bool                    `json:"tombstoned"`
 	}
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rm) != nil || rm.ID != id || !rm.Removed || !rm.Tombstoned {
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rm) != nil || rm.Candidate.ID != id || !rm.Allowed || rm.Removed == nil || !rm.Tombstoned {
 		t.Fatalf("remove %s: %d %s", id, resp.StatusCode, body)
 	}
 }

@@ -239,3 +239,12 @@ func GatherTopology(ctx context.Context, cfg CollectConfig, view ClusterView) *T
 		return collectTopology(ctx, cfg, view)
 	})
 }
+
+// GatherRemove collects the facts for removing or demoting a member (change
+// is ChangeRemove or ChangeDemote): the topology alone, since the member
+// need not answer; removing a dead member is the common case.
+func GatherRemove(ctx context.Context, cfg CollectConfig, cand Candidate, change string, view ClusterView) *Document {
+	doc := &Document{Schema: Schema, Phase: PhaseRemove, Change: change, CollectedAt: time.Now().UTC(), Candidate: cand}
+	doc.Topology = GatherTopology(ctx, cfg, view)
+	return doc
+}

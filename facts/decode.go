@@ -54,13 +54,13 @@ func DecodeBytes(raw []byte) (*Decoded, error) {
 	if doc.Schema != Schema {
 		return nil, fmt.Errorf("%w: schema %q is not %q", ErrMalformed, doc.Schema, Schema)
 	}
-	if err := doc.Candidate.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
 	switch doc.Phase {
-	case "", PhaseAdmit, PhasePromote:
+	case "", PhaseAdmit, PhasePromote, PhaseRemove:
 	default:
-		return nil, fmt.Errorf("%w: phase %q is neither %q nor %q", ErrMalformed, doc.Phase, PhaseAdmit, PhasePromote)
+		return nil, fmt.Errorf("%w: phase %q is none of %q, %q, %q", ErrMalformed, doc.Phase, PhaseAdmit, PhasePromote, PhaseRemove)
+	}
+	if err := doc.Candidate.validateFor(doc.Phase); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	return &Decoded{Doc: &doc, Raw: raw}, nil
 }
@@ -93,6 +93,18 @@ func describeJSONError(err error) error {
 		return errors.New("truncated JSON")
 	}
 	return err
+}
+
+// validateFor is Validate, except that a removal may name a server that is
+// not in the configuration, with no address: the policy then says so.
+func (c Candidate) validateFor(phase string) error {
+	if phase == PhaseRemove && c.RaftAddr == "" && c.APIURL == "" {
+		if err := ValidateID(c.ID); err != nil {
+			return fmt.Errorf("candidate.id: %v", err)
+		}
+		return nil
+	}
+	return c.Validate()
 }
 
 // Validate checks the candidate's fields are present and well formed.

@@ -185,6 +185,8 @@ type Server struct {
 const (
 	PhaseAdmit   = "admit"
 	PhasePromote = "promote"
+	// PhaseRemove judges a removal or a demotion of a member.
+	PhaseRemove = "remove"
 )
 
 // Change kinds.
@@ -192,6 +194,8 @@ const (
 	ChangeAddVoter    = "add_voter"
 	ChangeAddNonvoter = "add_nonvoter"
 	ChangePromote     = "promote"
+	ChangeRemove      = "remove"
+	ChangeDemote      = "demote"
 )
 
 // Fact sources.

@@ -64,6 +64,27 @@ promote := json.patch(good, [
 	{"op": "replace", "path": "/topology/staged", "value": ["n4"]},
 ])
 
+# The removal of n3, a healthy voter of a healthy three-voter cluster led
+# by n1 (change "remove"); it passes every stage of remove_stages. Removal
+# facts carry the topology alone: nothing from the member itself, which is
+# often dead, so no reachability, init_state or catch_up, and n3 has no API.
+remove := json.patch(good, [
+	{"op": "replace", "path": "/phase", "value": "remove"},
+	{"op": "replace", "path": "/change", "value": "remove"},
+	{"op": "replace", "path": "/candidate", "value": {"id": "n3", "raft_addr": "n3.cluster.test:7401", "api_url": ""}},
+	{"op": "remove", "path": "/reachability"},
+	{"op": "remove", "path": "/init_state"},
+	{"op": "add", "path": "/topology/servers/-", "value": voter("n3", true)},
+])
+
+# remove_patched and remove_without are patched and without for remove.
+remove_patched(path, value) := json.patch(remove, [{"op": "add", "path": path, "value": value}])
+
+remove_without(path) := json.patch(remove, [{"op": "remove", "path": path}])
+
+# The same n3 demoted to a non-voter (change "demote") instead.
+demote := remove_patched("/change", "demote")
+
 # The same n4 admitted in stage, as a non-voter (change "add_nonvoter").
 staged := json.patch(good, [{"op": "replace", "path": "/change", "value": "add_nonvoter"}])
 

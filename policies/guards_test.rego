@@ -38,6 +38,7 @@ test_good_facts_pass_every_guard if {
 	topology(fixtures.good).servers_well_formed
 	catch_up(fixtures.promote).well_typed
 	topology(fixtures.promote).well_typed
+	topology(fixtures.remove).well_typed
 }
 
 test_reachability_guard_covers_schema if {

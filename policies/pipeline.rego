@@ -2,7 +2,8 @@
 # title: Admission pipeline
 # description: |
 #   The order in which admitd evaluates the stages: stages for an
-#   admission, promote_stages for the promotion of a staged non-voter. Each
+#   admission, promote_stages for the promotion of a staged non-voter,
+#   remove_stages for the removal or the demotion of a member. Each
 #   name is a package admitd.stages.<name>; the first stage that does not
 #   pass ends the evaluation, and a name with no package is a deny
 #   (STAGE_ERROR). Append site stages after the shipped ones.
@@ -25,6 +26,16 @@ stages := ["reachability", "init_state", "topology"]
 promote_stages := ["reachability", "catch_up", "topology"]
 
 # METADATA
+# title: Remove stages
+# description: Evaluation order for the removal of a member or the
+#   demotion of a voter (facts of phase "remove", change "remove" or
+#   "demote"). The topology alone (is it a member other than the leader and
+#   the last voter, and do enough healthy voters remain?); the member is not
+#   asked anything, since removing a dead member is the common case. Site
+#   stages may follow it.
+remove_stages := ["topology"]
+
+# METADATA
 # title: Permanent codes
 # description: Denies that waiting cannot change. A joining node gives up at
 #   once on these instead of retrying; every other deny (an unreachable or
@@ -34,7 +45,11 @@ promote_stages := ["reachability", "catch_up", "topology"]
 #   server disagree, INIT_STATE_CONTRADICTION). None of the codes the staged
 #   join adds is permanent (a candidate catches up, a staging slot frees,
 #   and CANDIDATE_NOT_STAGED can be a stage record not yet committed), so
-#   the caller's own deadline ends those retries.
+#   the caller's own deadline ends those retries. A removal gives up at once
+#   when the member is not in the configuration (NOT_A_MEMBER), is the
+#   leader (REMOVES_LEADER, asked of the new leader after a transfer), is
+#   the only voter (LAST_VOTER), or is no voter to demote (NOT_A_VOTER);
+#   its QUORUM_UNSAFE, like a promotion's CANDIDATE_UNHEALTHY, may pass.
 permanent_codes := {
 	"ALREADY_INITIALIZED",
 	"CANDIDATE_MALFORMED",
@@ -44,6 +59,10 @@ permanent_codes := {
 	"IDENTITY_MISMATCH",
 	"ID_TOMBSTONED",
 	"INIT_STATE_CONTRADICTION",
+	"LAST_VOTER",
 	"NODE_ID_MISMATCH",
+	"NOT_A_MEMBER",
+	"NOT_A_VOTER",
 	"RAFT_ID_MISMATCH",
+	"REMOVES_LEADER",
 }

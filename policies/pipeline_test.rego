@@ -45,15 +45,53 @@ test_every_promote_stage_fails_closed_on_empty_facts if {
 }
 
 # Each phase's facts fail the other phase's pipeline: admission facts have
-# no catch_up, and a staged candidate is a duplicate of itself if admitted.
+# no catch_up, a staged candidate is a duplicate of itself if admitted, and
+# removal facts have neither reachability nor init_state nor catch_up (the
+# topology stage, in every pipeline, judges them by their phase).
 test_phases_do_not_mix if {
 	data.admitd.stages.catch_up.allow == false with input as fixtures.good
 	data.admitd.stages.topology.allow == false with input as fixtures.patched("/topology", fixtures.promote.topology)
+	every name in ["reachability", "init_state", "catch_up"] {
+		data.admitd.stages[name].allow == false with input as fixtures.remove
+			with data.admitd.settings.catch_up as fixtures.catch_up_settings
+	}
 }
 
-# Permanent codes are the identity and init-state denies only: an
-# unreachable or unhealthy peer, or a raft server not answering yet, must
-# stay retryable.
+test_shipped_remove_order if {
+	pipeline.remove_stages == ["topology"]
+}
+
+test_remove_facts_pass_every_remove_stage if {
+	every facts in [fixtures.remove, fixtures.demote] {
+		every name in pipeline.remove_stages {
+			data.admitd.stages[name].allow with input as facts
+			count(data.admitd.stages[name].deny) == 0 with input as facts
+		}
+	}
+}
+
+test_every_remove_stage_fails_closed_on_empty_facts if {
+	every name in pipeline.remove_stages {
+		data.admitd.stages[name].allow == false with input as {"phase": "remove"}
+		count(data.admitd.stages[name].deny) > 0 with input as {"phase": "remove"}
+	}
+}
+
+# A removal gives up at once on what waiting cannot change: the member is
+# gone, it leads (the request must go to the next leader), it is the only
+# voter, it has no vote to take away. Too few healthy voters may recover,
+# as may a candidate's health before its promotion.
+test_removal_codes if {
+	every code in ["NOT_A_MEMBER", "REMOVES_LEADER", "LAST_VOTER", "NOT_A_VOTER"] {
+		code in pipeline.permanent_codes
+	}
+	not "QUORUM_UNSAFE" in pipeline.permanent_codes
+	not "CANDIDATE_UNHEALTHY" in pipeline.permanent_codes
+}
+
+# Permanent codes are the identity and init-state denies, and the
+# removals' (test_removal_codes): an unreachable or unhealthy peer, or a
+# raft server not answering yet, must stay retryable.
 test_permanent_codes if {
 	"ALREADY_INITIALIZED" in pipeline.permanent_codes
 	"DUPLICATE_ID" in pipeline.permanent_codes

@@ -1,15 +1,19 @@
 # METADATA
 # title: Topology
 # description: |
-#   Stage 3. The cluster must be able to take the membership change asked
-#   for (input.change) safely right now: it has a leader, the candidate's id
-#   and raft address are not already in the configuration, and after the
-#   change a quorum of the voters is healthy.
+#   Stage 3, the last shipped stage of every pipeline and the only one of
+#   a removal. The cluster must be able to take the membership change asked
+#   for (input.change) safely right now: it has a leader, the candidate is
+#   placed as the change requires (its id and raft address not yet in the
+#   configuration when added, the staged non-voter when promoted, a member
+#   other than the leader when removed or demoted), and after the change a
+#   quorum of the voters is healthy.
 #
 #   The change is stated, never inferred: "add_voter" (a direct join) or
 #   "add_nonvoter" (the first step of a staged join) in the admit phase,
-#   "promote" in the promote phase. Anything else, or none, is
-#   CHANGE_MALFORMED.
+#   "promote" in the promote phase, "remove" (take a member out of the
+#   configuration) or "demote" (a voter back to non-voter) in the remove
+#   phase. Anything else, or none, is CHANGE_MALFORMED.
 #
 #   The quorum rule is etcd's strict reconfiguration check
 #   (etcd server/etcdserver/api/membership, IsReadyToAddVotingMember):
@@ -30,7 +34,24 @@
 #   at its raft address, and listed in staged; no other member may use its
 #   id or address, and the quorum rule is the voter add's: its vote is not
 #   counted on before it has one, so a promotion that became unsafe since
-#   the admission is refused.
+#   the admission is refused. A candidate the leader sees unhealthy is not
+#   promoted either (CANDIDATE_UNHEALTHY), as raft-autopilot refuses to
+#   promote an unhealthy server: once a voter, it would count against the
+#   quorum from the start.
+#
+#   In the remove phase the candidate is the member to remove or demote,
+#   found in the configuration by id as raft's RemoveServer and
+#   DemoteVoter find it (NOT_A_MEMBER otherwise). The stage needs nothing
+#   from the member itself, which is often dead: the facts have no
+#   reachability, init_state or catch_up. It refuses to remove or demote
+#   the leader (REMOVES_LEADER: transfer leadership first), the only voter
+#   (LAST_VOTER), and to demote a non-voter (NOT_A_VOTER). Taking a vote
+#   away is etcd's IsReadyToRemoveVotingMember: n voters become n-1,
+#   needing floor((n-1)/2)+1 of them; the healthy voters other than the
+#   candidate must make that quorum (QUORUM_UNSAFE). Removing a non-voter
+#   changes neither the voters nor their quorum, so it is allowed whatever
+#   their health. Tombstones keep removed ids out, so they do not stop a
+#   removal.
 #
 #   Facts: input.phase, input.change, input.topology ({collected, error,
 #   config_index, leader: {id, address}, servers: [{id, address, suffrage,
@@ -58,15 +79,16 @@ allow if {
 	has_leader
 	servers_well_formed
 	placement_ok
-	not_tombstoned
+	tombstones_ok
 	quorum_safe
 }
 
 # METADATA
 # title: Placement ok
 # description: Admitting, the candidate is new and, as a non-voter, a
-#   staging slot is free; promoting, it is the staged non-voter and alone at
-#   its address.
+#   staging slot is free; promoting, it is the staged non-voter, alone at
+#   its address and healthy; removing, it is a member other than the
+#   leader; demoting, it is also a voter.
 placement_ok if {
 	adds_voter_directly
 	candidate_is_new
@@ -82,6 +104,20 @@ placement_ok if {
 	promote_phase
 	candidate_staged
 	address_unique
+	candidate_healthy
+}
+
+placement_ok if {
+	removes_member
+	candidate_is_member
+	not_the_leader
+}
+
+placement_ok if {
+	demotes_voter
+	candidate_is_member
+	candidate_votes
+	not_the_leader
 }
 
 # --- Phase -------------------------------------------------------------------
@@ -90,7 +126,7 @@ placement_ok if {
 # path: a staged non-voter is then a duplicate of itself and is refused.
 phase := p if {
 	p := input.phase
-	p in {"admit", "promote"}
+	p in {"admit", "promote", "remove"}
 } else := "admit" if {
 	not phase_stated
 }
@@ -112,13 +148,17 @@ admit_phase if phase == "admit"
 promote_phase if phase == "promote"
 
 # METADATA
+# title: Remove phase
+# description: The facts are for the removal or the demotion of a member.
+remove_phase if phase == "remove"
+
+# METADATA
 # title: Phase mismatch
 # description: The facts state a phase the stage does not know.
 deny contains {"code": "PHASE_MISMATCH", "message": msg} if {
-	not admit_phase
-	not promote_phase
+	not phase_known
 	msg := sprintf(
-		"candidate %v: the facts' phase is %s, want \"admit\" or \"promote\"; fix the collector",
+		"candidate %v: the facts' phase is %s, want \"admit\", \"promote\" or \"remove\"; fix the collector",
 		[candidate_id, json.marshal(input.phase)],
 	)
 }
@@ -129,6 +169,7 @@ deny contains {"code": "PHASE_MISMATCH", "message": msg} if {
 changes := {
 	"admit": {"add_voter", "add_nonvoter"},
 	"promote": {"promote"},
+	"remove": {"remove", "demote"},
 }
 
 # METADATA
@@ -160,6 +201,25 @@ phase_known if admit_phase
 
 phase_known if promote_phase
 
+phase_known if remove_phase
+
+# METADATA
+# title: Removes a member
+# description: The member is taken out of the configuration, whatever its
+#   suffrage.
+removes_member if {
+	remove_phase
+	input.change == "remove"
+}
+
+# METADATA
+# title: Demotes a voter
+# description: The member stays in the configuration, as a non-voter.
+demotes_voter if {
+	remove_phase
+	input.change == "demote"
+}
+
 # METADATA
 # title: Change malformed
 # description: The facts do not state a change their phase allows. A
@@ -178,24 +238,47 @@ deny contains {"code": "CHANGE_MALFORMED", "message": msg} if {
 # METADATA
 # title: Candidate valid
 # description: The candidate's id and raft address, compared with the members
-#   below, are non-empty strings.
+#   below, are non-empty strings; removing, the raft address may be empty.
 candidate_valid if {
 	is_string(input.candidate.id)
 	input.candidate.id != ""
+	raft_addr_valid
+}
+
+# METADATA
+# title: Raft address valid
+# description: A non-empty string. A removal names its member by id, as
+#   raft does, and one that is not in the configuration has no address to
+#   give, so in the remove phase any string will do.
+raft_addr_valid if {
 	is_string(input.candidate.raft_addr)
 	input.candidate.raft_addr != ""
 }
 
+raft_addr_valid if {
+	remove_phase
+	is_string(input.candidate.raft_addr)
+}
+
 # METADATA
 # title: Candidate malformed
-# description: The candidate's id and raft_addr must be non-empty strings.
+# description: The candidate's id and raft_addr must be non-empty strings
+#   (removing, raft_addr may be empty).
 deny contains {"code": "CANDIDATE_MALFORMED", "message": msg} if {
 	not candidate_valid
 	msg := sprintf(
-		"candidate must have non-empty string id and raft_addr, got %s; fix the admission request",
-		[candidate_json],
+		"candidate must have %s, got %s; fix the %s request",
+		[candidate_wants, candidate_json, request_kind],
 	)
 }
+
+candidate_wants := "a non-empty string id and a string raft_addr" if {
+	remove_phase
+} else := "non-empty string id and raft_addr"
+
+request_kind := "removal" if {
+	remove_phase
+} else := "admission"
 
 # --- Section -----------------------------------------------------------------
 
@@ -384,13 +467,14 @@ has_leader if {
 
 # METADATA
 # title: No leader
-# description: There is no leader to add the voter; the cluster is electing or has lost quorum.
+# description: There is no leader to make the change; the cluster is
+#   electing or has lost quorum.
 deny contains {"code": "NO_LEADER", "message": msg} if {
 	collected
 	input.topology.leader.id == ""
 	msg := sprintf(
-		"cannot add candidate %v: the cluster has no leader (an election is in progress or quorum is lost); retry once a leader is elected",
-		[candidate_id],
+		"cannot %s %v: the cluster has no leader (an election is in progress or quorum is lost); retry once a leader is elected",
+		[wording.object, candidate_id],
 	)
 }
 
@@ -523,6 +607,14 @@ candidate_staged if {
 }
 
 # METADATA
+# title: Candidate healthy
+# description: Promoting, the leader sees the candidate healthy.
+candidate_healthy if {
+	some entry in candidate_entries
+	healthy(entry)
+}
+
+# METADATA
 # title: Address unique
 # description: Promoting, no member but the candidate uses its raft address.
 address_unique if {
@@ -599,6 +691,124 @@ deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 	)
 }
 
+# METADATA
+# title: Candidate unhealthy
+# description: Promoting, the leader does not see the candidate healthy.
+#   raft-autopilot refuses to promote an unhealthy server, since as a voter
+#   it would count against the quorum from the start. Not permanent, as the
+#   candidate may recover; the caller's deadline bounds the retries.
+deny contains {"code": "CANDIDATE_UNHEALTHY", "message": msg} if {
+	collected
+	promote_phase
+	some entry in candidate_entries
+	not healthy(entry)
+	msg := sprintf(
+		"cannot promote candidate %v: the leader does not see it healthy (its topology.servers entry has healthy %s); a voter that is down counts against the quorum from the moment it is promoted, so check the node, then retry once the leader sees it healthy",
+		[candidate_id, json.marshal(object.get(entry, "healthy", null))],
+	)
+}
+
+# --- Removal and demotion ----------------------------------------------------
+
+# METADATA
+# title: Candidate is a member
+# description: Removing or demoting, the candidate's id is in the
+#   configuration. raft finds the member to change by id, and so does the
+#   stage.
+candidate_is_member if {
+	candidate_valid
+	servers_well_formed
+	count(candidate_entries) > 0
+}
+
+# METADATA
+# title: Candidate votes
+# description: The candidate is a voter in the configuration today.
+candidate_votes if {
+	some entry in candidate_entries
+	entry.suffrage == "voter"
+}
+
+# METADATA
+# title: Not the leader
+# description: The candidate is not the leader, which makes the change and
+#   must stay to commit it.
+not_the_leader if {
+	candidate_valid
+	is_string(input.topology.leader.id)
+	input.topology.leader.id != input.candidate.id
+}
+
+# METADATA
+# title: Last voter
+# description: The candidate is the only voter. Without its vote the
+#   configuration has none, and can never commit again.
+last_voter if {
+	candidate_votes
+	count(voters) == 1
+}
+
+# METADATA
+# title: Not a member
+# description: Removing or demoting, the candidate's id is not in the
+#   configuration. Permanent, as it was removed already or the id is wrong.
+deny contains {"code": "NOT_A_MEMBER", "message": msg} if {
+	collected
+	remove_phase
+	candidate_valid
+	servers_well_formed
+	count(candidate_entries) == 0
+	msg := sprintf(
+		"cannot %s %v: it is not in the configuration (members: %s); it was removed already, or the id is wrong: check the id",
+		[wording.object, candidate_id, member_list],
+	)
+}
+
+# METADATA
+# title: Removes the leader
+# description: Removing or demoting, the candidate is the leader. The
+#   leader makes the change; it hands over first. Permanent for this
+#   request, which must go to the new leader.
+deny contains {"code": "REMOVES_LEADER", "message": msg} if {
+	collected
+	remove_phase
+	candidate_valid
+	input.topology.leader.id == input.candidate.id
+	msg := sprintf(
+		"cannot %s %v: it is the leader; transfer leadership first (raft's LeadershipTransfer), then ask the new leader",
+		[wording.object, candidate_id],
+	)
+}
+
+# METADATA
+# title: Last voter denied
+# description: Removing or demoting the only voter would leave a
+#   configuration that can never commit again. Permanent.
+deny contains {"code": "LAST_VOTER", "message": msg} if {
+	collected
+	remove_phase
+	last_voter
+	msg := sprintf(
+		"cannot %s %v: it is the only voter, and a configuration without voters can never commit again; add another voter first",
+		[wording.object, candidate_id],
+	)
+}
+
+# METADATA
+# title: Not a voter
+# description: Demoting, the candidate is a non-voter already, with no
+#   vote to take away. Permanent.
+deny contains {"code": "NOT_A_VOTER", "message": msg} if {
+	collected
+	demotes_voter
+	some entry in candidate_entries
+	entry.suffrage == "nonvoter"
+	msg := sprintf(
+		"cannot demote member %v: it is a non-voter already, so there is no vote to take away; to take it out of the configuration, ask for the change \"remove\"",
+		[candidate_id],
+	)
+}
+
 # --- Tombstones --------------------------------------------------------------
 
 # METADATA
@@ -613,11 +823,24 @@ not_tombstoned if {
 }
 
 # METADATA
+# title: Tombstones ok
+# description: Adding or promoting, the candidate's id is not tombstoned.
+#   Removing or demoting, tombstones do not matter. They keep removed ids
+#   out, and taking a member out is what they ask for.
+tombstones_ok if {
+	not remove_phase
+	not_tombstoned
+}
+
+tombstones_ok if remove_phase
+
+# METADATA
 # title: Id tombstoned
 # description: A removed member's id is refused until an operator clears its
 #   tombstone, so a stale node cannot come back under its old name.
 deny contains {"code": "ID_TOMBSTONED", "message": msg} if {
 	collected
+	not remove_phase
 	some id in input.topology.tombstones
 	id == input.candidate.id
 	msg := sprintf(
@@ -646,8 +869,12 @@ unhealthy_voters := [sprintf("%v", [object.get(voter, "id", "<no id>")]) |
 # METADATA
 # title: Adds a vote
 # description: The change gives the candidate a vote (add_voter, promote,
-#   or a change not stated, judged as the stricter voter add).
-adds_vote if not adds_nonvoter
+#   or a change not stated, judged as the stricter voter add). Removing and
+#   demoting never do.
+adds_vote if {
+	not adds_nonvoter
+	not remove_phase
+}
 
 # Voters once the change is made: one more when it adds a vote; as many as
 # today for a non-voter, which is not counted. And the quorum they need.
@@ -662,14 +889,21 @@ quorum := floor(enlarged / 2) + 1
 # description: After the change, the healthy voters still make a quorum
 #   (or a single healthy voter grows to two, which etcd allows).
 quorum_safe if {
+	not remove_phase
 	is_array(input.topology.servers)
 	count(healthy_voters) >= quorum
 }
 
 quorum_safe if {
+	not remove_phase
 	is_array(input.topology.servers)
 	count(voters) == 1
 	count(healthy_voters) == 1
+}
+
+quorum_safe if {
+	remove_phase
+	removal_quorum_safe
 }
 
 # METADATA
@@ -678,6 +912,7 @@ quorum_safe if {
 #   quorum; adding a non-voter now could not be committed at all.
 deny contains {"code": "QUORUM_UNSAFE", "message": msg} if {
 	collected
+	not remove_phase
 	is_array(input.topology.servers)
 	not quorum_safe
 	msg := sprintf(
@@ -693,6 +928,68 @@ quorum_text := sprintf("adding non-voter %v is a configuration change the %d vot
 unhealthy_summary := sprintf("%s unhealthy", [concat(", ", sort(unhealthy_voters))]) if {
 	count(unhealthy_voters) > 0
 } else := "the configuration has no voters"
+
+# Removing or demoting a voter (etcd IsReadyToRemoveVotingMember): the
+# n voters become n-1, which need floor((n-1)/2)+1 for quorum, and only the
+# healthy voters other than the candidate count.
+voters_after := count(voters) - 1
+
+removal_quorum := floor(voters_after / 2) + 1
+
+healthy_after := [voter |
+	some voter in healthy_voters
+	voter.id != input.candidate.id
+]
+
+# METADATA
+# title: Removal quorum safe
+# description: Removing or demoting a voter other than the last, the
+#   healthy voters that remain make the quorum of the voters that remain.
+#   A non-voter takes no part in quorum, so removing it is always safe.
+removal_quorum_safe if {
+	candidate_votes
+	not last_voter
+	count(healthy_after) >= removal_quorum
+}
+
+removal_quorum_safe if {
+	candidate_is_member
+	not candidate_votes
+}
+
+# METADATA
+# title: Quorum unsafe when removing
+# description: Taking a voter's vote away now would leave fewer healthy
+#   voters than the remaining voters' quorum. Not permanent, as the
+#   unhealthy voters may come back.
+deny contains {"code": "QUORUM_UNSAFE", "message": msg} if {
+	collected
+	remove_phase
+	candidate_votes
+	not last_voter
+	count(healthy_after) < removal_quorum
+	msg := sprintf(
+		"cannot %s voter %v: %d healthy voters would remain of %d, a quorum of %d is %d (%s); %s",
+		[wording.action, candidate_id, count(healthy_after), voters_after, voters_after, removal_quorum, unhealthy_after_summary, removal_advice],
+	)
+}
+
+unhealthy_after := [id |
+	some id in unhealthy_voters
+	id != candidate_id
+]
+
+# Never empty when the removal is unsafe: were every other voter healthy,
+# the n-1 of them would make their own quorum.
+unhealthy_after_summary := sprintf("%s unhealthy", [concat(", ", sort(unhealthy_after))])
+
+# A healthy candidate's removal waits for the others; an unhealthy one's
+# only for the others to come back, as the healthy voters have no quorum
+# even today.
+removal_advice := sprintf("bring the unhealthy voters back, or %s an unhealthy voter first, then retry", [wording.action]) if {
+	some entry in candidate_entries
+	healthy(entry)
+} else := "bring the unhealthy voters back, then retry"
 
 # METADATA
 # title: Even voters
@@ -712,12 +1009,25 @@ warn contains {"code": "EVEN_VOTERS", "message": msg} if {
 
 # --- Helpers: values for messages, never undefined ---------------------------
 
-# The change the stage decides, in words.
-wording := {"verb": "promoting", "then": "promoting it"} if {
+# The change the stage decides, in words. In the remove phase a change that
+# is neither "remove" nor "demote" is judged, and worded, as either.
+wording := {"verb": "promoting", "then": "promoting it", "object": "add candidate", "action": "promote"} if {
 	promote_phase
-} else := {"verb": "adding", "then": "adding a non-voter"} if {
+} else := {"verb": "removing", "then": "removing it", "object": "remove member", "action": "remove"} if {
+	removes_member
+} else := {"verb": "demoting", "then": "demoting it", "object": "demote member", "action": "demote"} if {
+	demotes_voter
+} else := {"verb": "changing", "then": "changing it", "object": "change member", "action": "remove or demote"} if {
+	remove_phase
+} else := {"verb": "adding", "then": "adding a non-voter", "object": "add candidate", "action": "add"} if {
 	adds_nonvoter
-} else := {"verb": "adding", "then": "adding a voter"}
+} else := {"verb": "adding", "then": "adding a voter", "object": "add candidate", "action": "add"}
+
+# The members' ids for a message; any value is spelled out, so a malformed
+# entry cannot make the builtin fail.
+member_list := concat(", ", sort({sprintf("%v", [id]) | some id in server_ids})) if {
+	count(server_ids) > 0
+} else := "none"
 
 change_json := v if {
 	v := json.marshal(input.change)

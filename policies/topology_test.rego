@@ -76,8 +76,7 @@ test_candidate_malformed_denied if {
 	outcome(fixtures.patched("/candidate/raft_addr", "")) == fixtures.denied({"CANDIDATE_MALFORMED"})
 	outcome(fixtures.patched("/candidate/id", 4)) == fixtures.denied({"CANDIDATE_MALFORMED"})
 	outcome(fixtures.without("/candidate")) == fixtures.denied({"CANDIDATE_MALFORMED"})
-	some msg in messages(fixtures.without("/candidate"), "deny", "CANDIDATE_MALFORMED")
-	contains(msg, "got nothing")
+	messages(fixtures.without("/candidate"), "deny", "CANDIDATE_MALFORMED") == {"candidate must have non-empty string id and raft_addr, got nothing; fix the admission request"}
 }
 
 # --- malformed ---------------------------------------------------------------
@@ -335,7 +334,7 @@ test_unknown_phase_denied if {
 	facts := fixtures.patched("/phase", "demote")
 	outcome(facts) == fixtures.denied({"PHASE_MISMATCH"})
 	some msg in messages(facts, "deny", "PHASE_MISMATCH")
-	contains(msg, `candidate n4: the facts' phase is "demote", want "admit" or "promote"`)
+	contains(msg, `candidate n4: the facts' phase is "demote", want "admit", "promote" or "remove"; fix the collector`)
 	outcome(fixtures.patched("/phase", 5)) == fixtures.denied({"PHASE_MISMATCH"})
 }
 
@@ -583,10 +582,299 @@ test_promote_ignores_other_nonvoters if {
 	outcome(facts) == fixtures.allowed
 }
 
+# raft-autopilot promotes only a healthy server: a staged non-voter the
+# leader sees down is refused, however good its catch-up streak, since
+# as a voter it would count against the quorum from the start.
+test_promote_candidate_unhealthy_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"healthy": false})])
+	outcome(facts) == fixtures.denied({"CANDIDATE_UNHEALTHY"})
+	messages(facts, "deny", "CANDIDATE_UNHEALTHY") == {"cannot promote candidate n4: the leader does not see it healthy (its topology.servers entry has healthy false); a voter that is down counts against the quorum from the moment it is promoted, so check the node, then retry once the leader sees it healthy"}
+}
+
+# Health not proven is not health: a missing flag is malformed and unhealthy.
+test_promote_candidate_health_unproven_denied if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.remove(staged_n4, ["healthy"])])
+	outcome(facts) == fixtures.denied({"TOPOLOGY_MALFORMED", "CANDIDATE_UNHEALTHY"})
+	some msg in messages(facts, "deny", "CANDIDATE_UNHEALTHY")
+	contains(msg, "(its topology.servers entry has healthy null)")
+}
+
+# Its own health is judged apart from quorum: 2 healthy voters + n4 -> 3
+# voters, quorum 2, 2 healthy, so the quorum rule alone would allow it.
+test_promote_candidate_unhealthy_is_not_a_quorum_matter if {
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"healthy": false})])
+	data.admitd.stages.topology.quorum_safe with input as facts
+	not data.admitd.stages.topology.candidate_healthy with input as facts
+}
+
 test_promote_malformed_staging_denied if {
 	outcome(fixtures.promote_without("/topology/staged")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
 	outcome(fixtures.promote_patched("/topology/max_staged", 0)) == fixtures.denied({"TOPOLOGY_MALFORMED"})
 	outcome(fixtures.promote_patched("/topology/servers", "n4")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+}
+
+# --- remove (phase "remove", change "remove" or "demote") --------------------
+# Taking a voter's vote away (etcd IsReadyToRemoveVotingMember): after =
+# voters - 1; quorum = floor(after / 2) + 1; healthy_after = the healthy
+# voters other than the candidate, which must be >= quorum. A non-voter
+# takes no part: removing it leaves the voters and their quorum as they are.
+# fixtures.remove removes n3 from n1 (leader), n2, n3, all healthy voters.
+
+remove_with_servers(servers) := fixtures.remove_patched("/topology/servers", servers)
+
+demote_with_servers(servers) := json.patch(fixtures.demote, [{"op": "add", "path": "/topology/servers", "value": servers}])
+
+# The three voters of fixtures.remove, n2 and n3 healthy as given; n1, the
+# leader, is healthy.
+three(n2, n3) := [voter("n1", true), voter("n2", n2), voter("n3", n3)]
+
+# n1 (leader), n2 as given, n3 as given, n5 and n6 as given.
+five(n2, n3, n5, n6) := [voter("n1", true), voter("n2", n2), voter("n3", n3), voter("n5", n5), voter("n6", n6)]
+
+# 3 healthy voters, remove n3: 2 remain, 2 healthy, a quorum of 2 is 2:
+# allow. 2 voters is an even count, but only a change that adds a vote
+# warns about it.
+test_remove_voter_of_healthy_three_allowed if {
+	outcome(fixtures.remove) == fixtures.allowed
+}
+
+# The member is not asked anything: facts with no reachability, init_state
+# or catch_up section, and a candidate without an API, are enough.
+test_remove_needs_nothing_from_the_member if {
+	every section in ["reachability", "init_state", "catch_up"] {
+		not section in object.keys(fixtures.remove)
+	}
+	fixtures.remove.candidate.api_url == ""
+}
+
+# 3 voters, n2 down, remove healthy n3: 2 remain, 1 healthy (n1), a quorum
+# of 2 is 2: deny.
+test_remove_healthy_voter_3_voters_1_down_denied if {
+	facts := remove_with_servers(three(false, true))
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	messages(facts, "deny", "QUORUM_UNSAFE") == {"cannot remove voter n3: 1 healthy voters would remain of 2, a quorum of 2 is 2 (n2 unhealthy); bring the unhealthy voters back, or remove an unhealthy voter first, then retry"}
+}
+
+# 3 voters, n3 down, remove n3 itself: 2 remain, 2 healthy (n1, n2), a
+# quorum of 2 is 2: allow. Removing the dead member is the common case.
+test_remove_down_voter_3_voters_1_down_allowed if {
+	outcome(remove_with_servers(three(true, false))) == fixtures.allowed
+}
+
+# 5 voters, n5 and n6 down, remove healthy n3: 4 remain, 2 healthy (n1,
+# n2), a quorum of 4 is 3: deny.
+test_remove_healthy_voter_5_voters_2_down_denied if {
+	facts := remove_with_servers(five(true, true, false, false))
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	messages(facts, "deny", "QUORUM_UNSAFE") == {"cannot remove voter n3: 2 healthy voters would remain of 4, a quorum of 4 is 3 (n5, n6 unhealthy); bring the unhealthy voters back, or remove an unhealthy voter first, then retry"}
+}
+
+# 5 voters, n3 and n5 down, remove n3: 4 remain, 3 healthy (n1, n2, n6), a
+# quorum of 4 is 3: allow.
+test_remove_down_voter_5_voters_2_down_allowed if {
+	outcome(remove_with_servers(five(true, false, false, true))) == fixtures.allowed
+}
+
+# 5 voters, n3, n5 and n6 down, remove n3: 4 remain, 2 healthy (n1, n2), a
+# quorum of 4 is 3: deny. The healthy voters (2 of 5) have no quorum even
+# today, so no removal is the way out: only bringing voters back is.
+test_remove_down_voter_5_voters_3_down_denied if {
+	facts := remove_with_servers(five(true, false, false, false))
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	messages(facts, "deny", "QUORUM_UNSAFE") == {"cannot remove voter n3: 2 healthy voters would remain of 4, a quorum of 4 is 3 (n5, n6 unhealthy); bring the unhealthy voters back, then retry"}
+}
+
+# 2 healthy voters, remove n3: 1 remains, 1 healthy, a quorum of 1 is 1: allow.
+test_remove_one_of_two_voters_allowed if {
+	outcome(remove_with_servers([voter("n1", true), voter("n3", true)])) == fixtures.allowed
+}
+
+# 2 voters, n1 (leader) seen down, remove n3: 1 remains, 0 healthy, a
+# quorum of 1 is 1: deny.
+test_remove_one_of_two_voters_leader_down_denied if {
+	facts := remove_with_servers([voter("n1", false), voter("n3", true)])
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	some msg in messages(facts, "deny", "QUORUM_UNSAFE")
+	contains(msg, "0 healthy voters would remain of 1, a quorum of 1 is 1 (n1 unhealthy)")
+}
+
+# The only voter: 0 would remain, and a configuration without voters never
+# commits again. A live cluster's only voter is its leader, so both deny.
+test_remove_last_voter_denied if {
+	facts := json.patch(fixtures.remove, [
+		{"op": "replace", "path": "/candidate", "value": {"id": "n1", "raft_addr": "127.0.0.1:7401", "api_url": ""}},
+		{"op": "replace", "path": "/topology/servers", "value": [
+			{"id": "n1", "address": "127.0.0.1:7401", "suffrage": "voter", "healthy": true},
+			nonvoter("n5", true),
+		]},
+	])
+	outcome(facts) == fixtures.denied({"REMOVES_LEADER", "LAST_VOTER"})
+	messages(facts, "deny", "LAST_VOTER") == {"cannot remove member n1: it is the only voter, and a configuration without voters can never commit again; add another voter first"}
+	demoted := json.patch(facts, [{"op": "replace", "path": "/change", "value": "demote"}])
+	outcome(demoted) == fixtures.denied({"REMOVES_LEADER", "LAST_VOTER"})
+	some msg in messages(demoted, "deny", "LAST_VOTER")
+	startswith(msg, "cannot demote member n1: it is the only voter")
+}
+
+# LAST_VOTER stands on its own, with no quorum arithmetic (0 of 0, a
+# quorum of 0 is 1, would say nothing), even for an only voter that is not
+# the leader, which a live cluster cannot show (a non-voter cannot lead).
+test_remove_last_voter_alone_denied if {
+	facts := remove_with_servers([voter("n3", false), nonvoter("n5", true)])
+	outcome(facts) == fixtures.denied({"LAST_VOTER"})
+}
+
+# Removing or demoting the leader: it makes the change, so it hands over
+# first. n1 of 3 healthy: 2 remain, 2 healthy, a quorum of 2 is 2, so
+# quorum is not the reason.
+test_remove_leader_denied if {
+	facts := fixtures.remove_patched("/candidate", {"id": "n1", "raft_addr": "127.0.0.1:7401", "api_url": ""})
+	outcome(facts) == fixtures.denied({"REMOVES_LEADER"})
+	messages(facts, "deny", "REMOVES_LEADER") == {"cannot remove member n1: it is the leader; transfer leadership first (raft's LeadershipTransfer), then ask the new leader"}
+	demoted := json.patch(facts, [{"op": "replace", "path": "/change", "value": "demote"}])
+	outcome(demoted) == fixtures.denied({"REMOVES_LEADER"})
+	some msg in messages(demoted, "deny", "REMOVES_LEADER")
+	startswith(msg, "cannot demote member n1: it is the leader")
+}
+
+# A non-voter takes no part in quorum: removing it leaves the voters and
+# their quorum as they are, whatever anyone's health. 3 voters, n2 down, n5
+# down: the voters stay 3 (quorum 2), allow; 3 voters, n2 and n3 down
+# (1 healthy, below the quorum of 2): still allow.
+test_remove_nonvoter_allowed_whatever_the_health if {
+	one_down := json.patch(fixtures.remove, [
+		{"op": "replace", "path": "/candidate", "value": {"id": "n5", "raft_addr": "n5.cluster.test:7401", "api_url": ""}},
+		{"op": "replace", "path": "/topology/servers", "value": array.concat(three(false, true), [nonvoter("n5", false)])},
+	])
+	outcome(one_down) == fixtures.allowed
+	two_down := json.patch(one_down, [{"op": "replace", "path": "/topology/servers", "value": array.concat(three(false, false), [nonvoter("n5", true)])}])
+	outcome(two_down) == fixtures.allowed
+}
+
+# A staged non-voter can be removed (the promote deadline does so), and
+# its staging slot goes with it.
+test_remove_staged_nonvoter_allowed if {
+	facts := json.patch(fixtures.remove, [
+		{"op": "replace", "path": "/candidate", "value": {"id": "n4", "raft_addr": "127.0.0.1:7431", "api_url": "http://127.0.0.1:7430"}},
+		{"op": "add", "path": "/topology/servers/-", "value": staged_n4},
+		{"op": "replace", "path": "/topology/staged", "value": ["n4"]},
+	])
+	outcome(facts) == fixtures.allowed
+}
+
+# Demote healthy n3 of 3 healthy voters: 2 remain, 2 healthy, a quorum of
+# 2 is 2: allow.
+test_demote_voter_of_healthy_three_allowed if {
+	outcome(fixtures.demote) == fixtures.allowed
+}
+
+# Demote healthy n3, n2 down: 2 remain, 1 healthy (n1), a quorum of 2 is 2: deny.
+test_demote_healthy_voter_3_voters_1_down_denied if {
+	facts := demote_with_servers(three(false, true))
+	outcome(facts) == fixtures.denied({"QUORUM_UNSAFE"})
+	messages(facts, "deny", "QUORUM_UNSAFE") == {"cannot demote voter n3: 1 healthy voters would remain of 2, a quorum of 2 is 2 (n2 unhealthy); bring the unhealthy voters back, or demote an unhealthy voter first, then retry"}
+}
+
+# Demote down n3, n3 the only one down: 2 remain, 2 healthy, a quorum of 2 is 2: allow.
+test_demote_down_voter_3_voters_1_down_allowed if {
+	outcome(demote_with_servers(three(true, false))) == fixtures.allowed
+}
+
+# A non-voter has no vote to take away.
+test_demote_nonvoter_denied if {
+	facts := json.patch(fixtures.demote, [
+		{"op": "replace", "path": "/candidate", "value": {"id": "n5", "raft_addr": "n5.cluster.test:7401", "api_url": ""}},
+		{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", true)},
+	])
+	outcome(facts) == fixtures.denied({"NOT_A_VOTER"})
+	messages(facts, "deny", "NOT_A_VOTER") == {`cannot demote member n5: it is a non-voter already, so there is no vote to take away; to take it out of the configuration, ask for the change "remove"`}
+}
+
+# Matched by id, as raft's RemoveServer and DemoteVoter match.
+test_remove_not_a_member_denied if {
+	facts := fixtures.remove_patched("/candidate", {"id": "n9", "raft_addr": "n9.cluster.test:7401", "api_url": ""})
+	outcome(facts) == fixtures.denied({"NOT_A_MEMBER"})
+	messages(facts, "deny", "NOT_A_MEMBER") == {"cannot remove member n9: it is not in the configuration (members: n1, n2, n3); it was removed already, or the id is wrong: check the id"}
+	demoted := json.patch(facts, [{"op": "replace", "path": "/change", "value": "demote"}])
+	outcome(demoted) == fixtures.denied({"NOT_A_MEMBER"})
+	some msg in messages(remove_with_servers([]), "deny", "NOT_A_MEMBER")
+	contains(msg, "(members: none)")
+}
+
+# A member whose servers entry cannot be read is not declared gone: the
+# facts are malformed, and NOT_A_MEMBER (permanent) is not said.
+test_remove_not_a_member_needs_readable_servers if {
+	facts := remove_with_servers([voter("n1", true), voter("n2", true), "n3"])
+	outcome(facts).deny == {"TOPOLOGY_MALFORMED"}
+	not outcome(facts).allow
+}
+
+# Tombstones keep removed ids out; they do not keep members in.
+test_remove_tombstoned_member_allowed if {
+	outcome(fixtures.remove_patched("/topology/tombstones", ["n0", "n3"])) == fixtures.allowed
+}
+
+test_remove_no_leader_denied if {
+	facts := fixtures.remove_patched("/topology/leader", {"id": "", "address": ""})
+	outcome(facts) == fixtures.denied({"NO_LEADER"})
+	messages(facts, "deny", "NO_LEADER") == {"cannot remove member n3: the cluster has no leader (an election is in progress or quorum is lost); retry once a leader is elected"}
+	some msg in messages(json.patch(facts, [{"op": "replace", "path": "/change", "value": "demote"}]), "deny", "NO_LEADER")
+	startswith(msg, "cannot demote member n3: the cluster has no leader")
+}
+
+# The remove phase allows "remove" and "demote" only; anything else is
+# refused, and still judged as the removal of a vote.
+test_remove_change_must_be_remove_or_demote if {
+	every value in ["add_voter", "add_nonvoter", "promote", "", null] {
+		outcome(fixtures.remove_patched("/change", value)) == fixtures.denied({"CHANGE_MALFORMED"})
+	}
+	outcome(fixtures.remove_without("/change")) == fixtures.denied({"CHANGE_MALFORMED"})
+	messages(fixtures.remove_patched("/change", "add_voter"), "deny", "CHANGE_MALFORMED") == {`candidate n3: the facts' change is "add_voter", want "demote" or "remove" in the remove phase; the collector must state which membership change is asked for`}
+	facts := json.patch(fixtures.remove, [
+		{"op": "remove", "path": "/change"},
+		{"op": "replace", "path": "/topology/leader", "value": {"id": "", "address": ""}},
+	])
+	some msg in messages(facts, "deny", "NO_LEADER")
+	startswith(msg, "cannot change member n3: the cluster has no leader")
+	unsafe := json.patch(fixtures.remove, [
+		{"op": "remove", "path": "/change"},
+		{"op": "replace", "path": "/topology/servers", "value": three(false, true)},
+	])
+	outcome(unsafe) == fixtures.denied({"CHANGE_MALFORMED", "QUORUM_UNSAFE"})
+	some unsafe_msg in messages(unsafe, "deny", "QUORUM_UNSAFE")
+	startswith(unsafe_msg, "cannot remove or demote voter n3: 1 healthy voters would remain of 2")
+}
+
+# The gate names a member that is not in the configuration by its id
+# alone: it has no address to give. NOT_A_MEMBER, not CANDIDATE_MALFORMED.
+test_remove_by_id_alone if {
+	facts := fixtures.remove_patched("/candidate", {"id": "n9", "raft_addr": "", "api_url": ""})
+	outcome(facts) == fixtures.denied({"NOT_A_MEMBER"})
+
+	# A member is found by id whatever the address given.
+	outcome(fixtures.remove_patched("/candidate/raft_addr", "")) == fixtures.allowed
+}
+
+# The topology and the candidate are checked as in every phase.
+test_remove_topology_checked if {
+	outcome(fixtures.remove_without("/topology")) == fixtures.denied({"TOPOLOGY_MISSING"})
+	outcome(fixtures.remove_patched("/topology/collected", false)) == fixtures.denied({"TOPOLOGY_NOT_COLLECTED"})
+	outcome(fixtures.remove_without("/topology/staged")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	every candidate in [{"id": "", "raft_addr": ""}, {"id": "n3"}, {"id": "n3", "raft_addr": 7401}] {
+		outcome(fixtures.remove_patched("/candidate", candidate)) == fixtures.denied({"CANDIDATE_MALFORMED"})
+	}
+	messages(fixtures.remove_patched("/candidate", {"id": "n3"}), "deny", "CANDIDATE_MALFORMED") == {`candidate must have a non-empty string id and a string raft_addr, got {"id":"n3"}; fix the removal request`}
+}
+
+# An admission's rules are not a removal's: the member is in the
+# configuration, which is the point, and no staging slot is needed.
+test_remove_skips_admission_rules if {
+	facts := json.patch(fixtures.remove, [
+		{"op": "add", "path": "/topology/servers/-", "value": nonvoter("n5", true)},
+		{"op": "replace", "path": "/topology/staged", "value": ["n5"]},
+	])
+	outcome(facts) == fixtures.allowed
+	outcome(fixtures.remove_without("/phase")).deny == {"CHANGE_MALFORMED", "DUPLICATE_ID", "DUPLICATE_ADDRESS"}
 }
 
 # --- fail closed -------------------------------------------------------------
@@ -622,6 +910,18 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.promote_patched("/change", "add_voter"),
 		staged_with_servers([voter("n1", true), voter("n2", false)]),
 		json.patch(fixtures.staged, [{"op": "remove", "path": "/topology/staged"}]),
+		promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"healthy": false})]),
+		fixtures.remove_without("/change"),
+		fixtures.remove_patched("/change", "add_voter"),
+		fixtures.remove_patched("/candidate/id", "n9"),
+		fixtures.remove_patched("/candidate/id", "n1"),
+		fixtures.remove_patched("/topology/leader", {"id": "", "address": ""}),
+		remove_with_servers(three(false, true)),
+		remove_with_servers(five(true, true, false, false)),
+		remove_with_servers([voter("n3", true), nonvoter("n5", true)]),
+		remove_with_servers([voter("n1", true), voter("n2", true), "n3"]),
+		demote_with_servers(three(false, true)),
+		demote_with_servers([voter("n1", true), voter("n2", true), nonvoter("n3", true)]),
 	] {
 		data.admitd.stages.topology.allow == false with input as facts
 			with data.admitd.stages.topology.deny as set()

@@ -173,7 +173,7 @@ func BenchmarkJoin(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := leader.RemoveServer(ctx, cand.ID(), cc.Index); err != nil {
+		if _, err := leader.removeServer(ctx, cand.ID(), cc.Index, opTombstone); err != nil {
 			b.Fatal(err)
 		}
 		if err := leader.ClearTombstone(ctx, cand.ID()); err != nil {

@@ -126,13 +126,54 @@ func (h *Host) applyMetadata(ctx context.Context, c command) error {
 	return nil
 }
 
-// RemoveServer removes id if the configuration is still the one at prevIndex,
-// then records a tombstone for it. Error semantics are AddVoter's.
-func (h *Host) RemoveServer(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
-	if id == "" {
-		return 0, errors.New("raftglue: server id is required")
+// RemoveServer removes the member a remove grant names, applied only if
+// the configuration is still the one at g.ConfigIndex(), then records a
+// tombstone for it. Error semantics are AddVoter's.
+func (h *Host) RemoveServer(ctx context.Context, g admission.Grant) (uint64, error) {
+	if err := checkRemoveGrant(g, facts.ChangeRemove); err != nil {
+		return 0, err
 	}
-	return h.removeServer(ctx, id, prevIndex, opTombstone)
+	return h.removeServer(ctx, g.Candidate().ID, g.ConfigIndex(), opTombstone)
+}
+
+// DemoteVoter makes the voter a demote grant names a non-voter, applied
+// only if the configuration is still the one at g.ConfigIndex(). The
+// member is staged under the grant's decision id first, so the promote
+// phase judges when it may vote again (or removes it at the deadline).
+// Error semantics are AddVoter's.
+func (h *Host) DemoteVoter(ctx context.Context, g admission.Grant) (uint64, error) {
+	if err := checkRemoveGrant(g, facts.ChangeDemote); err != nil {
+		return 0, err
+	}
+	c := g.Candidate()
+	if g.ConfigIndex() == 0 {
+		return 0, ErrNoPrevIndex
+	}
+	apiURL := h.fsm.members()[c.ID].APIURL
+	stage := &Stage{AdmissionID: g.DecisionID(), RaftAddr: c.RaftAddr, APIURL: apiURL, StagedAtMS: time.Now().UnixMilli()}
+	if _, err := h.apply(ctx, command{Op: opRegister, ID: c.ID, APIURL: apiURL, Stage: stage}); err != nil {
+		return 0, err
+	}
+	index, _, err := h.await(ctx, func(timeout time.Duration) raft.IndexFuture {
+		return h.raft.DemoteVoter(raft.ServerID(c.ID), g.ConfigIndex(), timeout)
+	})
+	if errors.Is(err, ErrConfigChanged) {
+		// Certainly still a voter: its stage must not stand.
+		_ = h.applyMetadata(ctx, command{Op: opRegister, ID: c.ID, APIURL: apiURL})
+	}
+	return index, err
+}
+
+func checkRemoveGrant(g admission.Grant, change string) error {
+	switch {
+	case !g.Valid():
+		return ErrNotGranted
+	case g.Phase() != facts.PhaseRemove || g.Change() != change:
+		return fmt.Errorf("%w: a %s/%s grant cannot %s a member", ErrNotGranted, g.Phase(), g.Change(), change)
+	case g.Candidate().ID == "":
+		return errors.New("raftglue: server id is required")
+	}
+	return nil
 }
 
 // RemoveStaged removes a staged non-voter that was not promoted, if the

@@ -111,10 +111,10 @@ func TestRemoveServerTombstone(t *testing.T) {
 	nodes := startCluster(t, 3)
 	leader := nodes[0]
 	ctx := testCtx(t)
-	if _, err := leader.RemoveServer(ctx, "n3", 0); !errors.Is(err, ErrNoPrevIndex) {
+	if _, err := leader.removeServer(ctx, "n3", 0, opTombstone); !errors.Is(err, ErrNoPrevIndex) {
 		t.Fatalf("remove at 0: %v, want ErrNoPrevIndex", err)
 	}
-	if _, err := leader.RemoveServer(ctx, "n3", mustConfig(t, leader).Index); err != nil {
+	if _, err := leader.removeServer(ctx, "n3", mustConfig(t, leader).Index, opTombstone); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok, _ := leader.HasMember(ctx, "n3", ""); ok {

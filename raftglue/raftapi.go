@@ -17,6 +17,7 @@ type RaftAPI interface {
 	AddVoter(id raft.ServerID, addr raft.ServerAddress, prevIndex uint64, timeout time.Duration) raft.IndexFuture
 	AddNonvoter(id raft.ServerID, addr raft.ServerAddress, prevIndex uint64, timeout time.Duration) raft.IndexFuture
 	RemoveServer(id raft.ServerID, prevIndex uint64, timeout time.Duration) raft.IndexFuture
+	DemoteVoter(id raft.ServerID, prevIndex uint64, timeout time.Duration) raft.IndexFuture
 	ApplyLog(log raft.Log, timeout time.Duration) raft.ApplyFuture
 	Barrier(timeout time.Duration) raft.Future
 	LastContact() time.Time

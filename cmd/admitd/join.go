@@ -42,8 +42,8 @@ func newJoinCmd() *cobra.Command {
 	fl.BoolVar(&f.req.DryRun, "dry-run", false, "decide without changing the cluster")
 	fl.BoolVar(&f.req.Explain, "explain", false, "show the rules that fired or failed in each evaluated stage")
 	fl.StringVarP(&f.output, "output", "o", render.Table, "output format: table or json")
-	fl.DurationVar(&f.timeout, "timeout", 60*time.Second, "give up waiting for the decision after this long")
-	fl.BoolVar(&f.noWait, "no-wait", false, "return once a staged candidate is a non-voter, without waiting for its promotion")
+	fl.DurationVar(&f.timeout, "timeout", 3*time.Minute, "keep asking, while the answer is a deny that may pass (a staging slot in use, a voter down) or no leader yet, for this long")
+	fl.BoolVar(&f.noWait, "no-wait", false, "ask once, and return once a staged candidate is a non-voter, without waiting for its promotion")
 	fl.DurationVar(&f.wait, "wait-timeout", 10*time.Minute, "give up waiting for a staged candidate's promotion after this long")
 	f.creds.register(cmd)
 	return cmd
@@ -62,11 +62,11 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if err := render.CheckFormat(f.output); err != nil {
 		return usageErr(err)
 	}
-	cl, err := f.creds.client(f.timeout)
+	cl, err := f.creds.client(min(f.timeout, callTimeout))
 	if err != nil {
 		return err
 	}
-	d, err := cl.Admit(cmd.Context(), f.server, f.req)
+	d, err := admitOnce(cmd, cl, f)
 	if err != nil {
 		return err
 	}
@@ -93,6 +93,20 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 		return err
 	}
 	return &exitCode{code: exitDenied}
+}
+
+// callTimeout bounds one call to the cluster.
+const callTimeout = 60 * time.Second
+
+// admitOnce asks for the admission: once with --no-wait or --dry-run,
+// else until it is decided for good or --timeout passes.
+func admitOnce(cmd *cobra.Command, cl *client.Client, f joinFlags) (*admission.Decision, error) {
+	if f.noWait || f.req.DryRun {
+		return cl.Admit(cmd.Context(), f.server, f.req)
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+	return admitRetrying(ctx, cl, f.server, f.req, cmd.ErrOrStderr())
 }
 
 func notAppliedWhy(d *admission.Decision) string {

@@ -67,7 +67,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
-	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newClearTombstoneCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newDemoteCmd(), newClearTombstoneCmd(), newVersionCmd())
 	return root
 }
 

@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/render"
 )
 
 // memberCmd builds a command that acts on one member id of a cluster.
@@ -36,15 +38,56 @@ func memberCmd(use, short string, act func(cmd *cobra.Command, cl *client.Client
 }
 
 func newRemoveCmd() *cobra.Command {
-	return memberCmd("remove --server URL --id ID", "Remove a member and tombstone its id",
+	return changeCmd("remove", "Remove a member, as the policies allow, and tombstone its id", false)
+}
+
+func newDemoteCmd() *cobra.Command {
+	return changeCmd("demote", "Make a voter a non-voter, as the policies allow; the promote phase judges when it votes again", true)
+}
+
+// changeCmd asks for a removal or a demotion and prints the decision as
+// join does: exit 0 applied, 3 denied, 1 error, 2 usage.
+func changeCmd(name, short string, demote bool) *cobra.Command {
+	var req client.ChangeRequest
+	var codes []string
+	var reason, output string
+	cmd := memberCmd(name+" --server URL --id ID [--dry-run] [--override CODE --reason TEXT] [-o table|json]", short,
 		func(cmd *cobra.Command, cl *client.Client, server, id string) error {
-			rm, err := cl.RemoveMember(cmd.Context(), server, id)
+			if err := render.CheckFormat(output); err != nil {
+				return usageErr(err)
+			}
+			if len(codes) > 0 || reason != "" {
+				req.Override = &admission.Override{Codes: codes, Reason: reason}
+				if err := req.Override.Validate(); err != nil {
+					return usageErr(fmt.Errorf("--override and --reason: %v", err))
+				}
+			}
+			call := cl.Remove
+			if demote {
+				call = cl.Demote
+			}
+			d, err := call(cmd.Context(), server, id, req)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %s at index %d (decided by %s); its id is tombstoned until cleared\n", rm.ID, rm.Index, rm.DecidedBy)
+			if err := render.Decision(cmd.OutOrStdout(), output, d); err != nil {
+				return err
+			}
+			if !d.Allowed {
+				return &exitCode{code: exitDenied}
+			}
+			if d.Removed == nil && d.Applied == nil && !req.DryRun {
+				return fmt.Errorf("%s was allowed but not changed (%s): the cluster did not change", id, notAppliedWhy(d))
+			}
 			return nil
 		})
+	fl := cmd.Flags()
+	fl.BoolVar(&req.DryRun, "dry-run", false, "decide and print, change nothing")
+	fl.BoolVar(&req.Explain, "explain", false, "show the rules that fired or failed in each evaluated stage")
+	fl.StringSliceVar(&codes, "override", nil, "deny code to override for this change only (repeatable; needs --reason; never facts that were not collected)")
+	fl.StringVar(&reason, "reason", "", "why the override is accepted, recorded in the decision log")
+	fl.StringVarP(&output, "output", "o", render.Table, "output format: table or json")
+	return cmd
 }
 
 func newClearTombstoneCmd() *cobra.Command {

@@ -109,14 +109,19 @@ func (s *service) join(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// removeMember takes a server out through the gate, which tombstones its id.
+// removeMember asks the gate to take a server out: the policies judge it
+// (the quorum left, never the leader or the last voter), and on an allow
+// the gate removes it with prevIndex and tombstones its id.
 func (s *service) removeMember(w http.ResponseWriter, r *http.Request) {
 	d, err := s.gate.Remove(r.Context(), r.PathValue("id"))
-	if err != nil {
+	switch {
+	case err != nil:
 		s.gateError(w, err)
-		return
+	case !d.Allowed:
+		writeJSON(w, http.StatusForbidden, d)
+	default:
+		writeJSON(w, http.StatusOK, d)
 	}
-	writeJSON(w, http.StatusOK, d)
 }
 
 // gateError answers for a gate that could not decide.
@@ -126,10 +131,6 @@ func (s *service) gateError(w http.ResponseWriter, err error) {
 		s.notLeader(w, err)
 	case errors.Is(err, admitd.ErrBadCandidate):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, admitd.ErrNotMember):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, admitd.ErrCannotRemoveLeader):
-		writeError(w, http.StatusConflict, err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, err.Error())
 	}

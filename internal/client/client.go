@@ -52,7 +52,32 @@ type AdmitRequest struct {
 // decision; anything else is a *StatusError or a transport error.
 func (c *Client) Admit(ctx context.Context, server string, req AdmitRequest) (*admission.Decision, error) {
 	body, _ := json.Marshal(req)
-	resp, err := c.do(ctx, http.MethodPost, server, "/v1/admissions", body)
+	return c.decision(ctx, http.MethodPost, server, "/v1/admissions", body)
+}
+
+// ChangeRequest is the optional body of a removal or a demotion.
+type ChangeRequest struct {
+	DryRun   bool                `json:"dry_run,omitempty"`
+	Explain  bool                `json:"explain,omitempty"`
+	Override *admission.Override `json:"override,omitempty"`
+}
+
+// Remove asks server to remove member id; Demote to make it a non-voter.
+// A 200 or 403 returns the decision.
+func (c *Client) Remove(ctx context.Context, server, id string, req ChangeRequest) (*admission.Decision, error) {
+	body, _ := json.Marshal(req)
+	return c.decision(ctx, http.MethodDelete, server, "/v1/members/"+url.PathEscape(id), body)
+}
+
+// Demote asks server to make the voter id a non-voter.
+func (c *Client) Demote(ctx context.Context, server, id string, req ChangeRequest) (*admission.Decision, error) {
+	body, _ := json.Marshal(req)
+	return c.decision(ctx, http.MethodPost, server, "/v1/members/"+url.PathEscape(id)+"/demote", body)
+}
+
+// decision makes a call whose 200 and 403 answers are decisions.
+func (c *Client) decision(ctx context.Context, method, server, path string, body []byte) (*admission.Decision, error) {
+	resp, err := c.do(ctx, method, server, path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +170,6 @@ func readError(resp *http.Response) error {
 }
 
 // RemoveMember removes a server from the cluster and tombstones its id.
-func (c *Client) RemoveMember(ctx context.Context, server, id string) (admission.Removal, error) {
-	var rm admission.Removal
-	return rm, c.deleteJSON(ctx, server, "/v1/members/"+url.PathEscape(id), &rm)
-}
-
 // ClearTombstone lets a removed id be admitted again.
 func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
 	var out map[string]any

@@ -108,7 +108,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Collect: cfg.Collect, DecisionsKept: cfg.Decisions,
 		Token: cfg.Token, ClientTLS: sec.client, AdmissionRate: cfg.AdmissionRate, AdmissionBurst: cfg.AdmissionBurst,
 		DecisionLog: dlog, DryRun: cfg.Ops.dryRun(), Staging: cfg.Staging, DebugEndpoints: cfg.DebugEndpoints,
-		Reload: func(ctx context.Context) (*admission.Engine, error) { return loadPolicySet(ctx, cfg) }})
+		AwaitAdmission: !cfg.Bootstrap && len(cfg.Join) == 0,
+		Reload:         func(ctx context.Context) (*admission.Engine, error) { return loadPolicySet(ctx, cfg) }})
 	if err != nil {
 		ln.Close()
 		return err

@@ -58,6 +58,13 @@ func decisionTable(w io.Writer, d *admission.Decision) error {
 	}
 	explainRows(w, d)
 	fmt.Fprintf(w, "reason: %s\n", d.Reason)
+	if o := d.Override; o != nil {
+		lifted := make([]string, 0, len(o.Denies))
+		for _, v := range o.Denies {
+			lifted = append(lifted, v.Code)
+		}
+		fmt.Fprintf(w, "override: %s (%q); lifted: %s\n", strings.Join(o.Codes, ", "), o.Reason, orNone(lifted))
+	}
 	fmt.Fprintf(w, "decision %s  policy %s  config index %d%s\n", d.DecisionID, shortRev(d.PolicyRevision), d.ConfigIndex, appliedText(d))
 	return nil
 }
@@ -117,7 +124,11 @@ func shortRev(r string) string {
 
 func appliedText(d *admission.Decision) string {
 	if d.Removed != nil {
-		return fmt.Sprintf("  removed: %s at index %d", d.Removed.Suffrage, d.Removed.Index)
+		text := fmt.Sprintf("  removed: %s at index %d", d.Removed.Suffrage, d.Removed.Index)
+		if d.Tombstoned {
+			text += ", id tombstoned"
+		}
+		return text
 	}
 	if d.Applied == nil {
 		if d.Enforced {
@@ -126,4 +137,11 @@ func appliedText(d *admission.Decision) string {
 		return "  (not enforced)"
 	}
 	return fmt.Sprintf("  applied: %s at index %d", d.Applied.Suffrage, d.Applied.Index)
+}
+
+func orNone(codes []string) string {
+	if len(codes) == 0 {
+		return "nothing (the decision carries none of those codes)"
+	}
+	return strings.Join(codes, ", ")
 }

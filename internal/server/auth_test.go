@@ -52,9 +52,9 @@ func TestRightTokenPasses(t *testing.T) {
 			t.Fatalf("with the token: %d %s", r.status, r.body)
 		}
 	}
-	// Past the guard, the handler answers: here, an unknown member.
+	// Past the guard, the gate decides: here, on an unknown member.
 	r := mustSend(t, testClient, http.MethodDelete, n.http.URL+"/v1/members/n9", nil, bearer(testToken))
-	wantError(t, r, http.StatusNotFound, "NOT_FOUND")
+	wantDecision(t, r, http.StatusForbidden, "NOT_A_MEMBER")
 }
 
 // Reading a node's state, health and topology stays open: candidates and

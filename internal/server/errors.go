@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/admitd/admitd"
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/raftglue"
 )
@@ -45,10 +46,9 @@ var errorTable = []struct {
 	{ErrBadRequest, http.StatusBadRequest, "BAD_REQUEST"},
 	{ErrUnauthorized, http.StatusUnauthorized, "UNAUTHENTICATED"},
 	{ErrNotFound, http.StatusNotFound, "NOT_FOUND"},
-	{admitd.ErrNotMember, http.StatusNotFound, "NOT_FOUND"},
 	{admitd.ErrBadCandidate, http.StatusBadRequest, "BAD_REQUEST"},
-	{admitd.ErrCannotRemoveLeader, http.StatusBadRequest, "BAD_REQUEST"},
 	{admitd.ErrDryRun, http.StatusConflict, "DRY_RUN_MODE"},
+	{admission.ErrBadOverride, http.StatusBadRequest, "BAD_REQUEST"},
 	{ErrKeptChanging, http.StatusConflict, "CONFIGURATION_CHANGED"},
 	{raftglue.ErrConfigChanged, http.StatusConflict, "CONFIGURATION_CHANGED"},
 	{ErrNoLeader, http.StatusServiceUnavailable, "NO_LEADER"},

@@ -1,29 +1,63 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 
+	"github.com/admitd/admitd"
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 )
 
-// handleRemoveMember removes a server at the current configuration index
-// and records a tombstone, so the id is refused until an operator clears it.
+// ChangeRequest is the optional body of DELETE /v1/members/{id} and
+// POST /v1/members/{id}/demote.
+type ChangeRequest struct {
+	DryRun   bool                `json:"dry_run"`
+	Explain  bool                `json:"explain"`
+	Override *admission.Override `json:"override"`
+}
+
+// handleRemoveMember decides on removing a member and, on an allow,
+// removes it and tombstones its id: 200 applied, 403 denied (both with the
+// decision), 409 when the configuration kept changing.
 func (s *Server) handleRemoveMember(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.DryRun {
-		writeError(w, fmt.Errorf("%w: this node runs with --mode dry-run and never changes membership", ErrDryRunMode))
-		return
-	}
-	id, ok := s.leaderTarget(w, r)
-	if !ok {
-		return
-	}
-	rm, err := s.gate.RemoveMember(r.Context(), id)
+	s.handleChange(w, r, false)
+}
+
+// handleDemoteMember is handleRemoveMember for making a voter a non-voter.
+func (s *Server) handleDemoteMember(w http.ResponseWriter, r *http.Request) {
+	s.handleChange(w, r, true)
+}
+
+func (s *Server) handleChange(w http.ResponseWriter, r *http.Request, demote bool) {
+	body, err := readBody(w, r)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rm.Removal)
+	var req ChangeRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := facts.StrictUnmarshal(body, &req); err != nil {
+			writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+	}
+	id, ok := s.leaderTargetBody(w, r, body)
+	if !ok {
+		return
+	}
+	d, err := s.gate.Change(r.Context(), admitd.ChangeRequest{ID: id, Demote: demote,
+		DryRun: req.DryRun || s.cfg.DryRun, Explain: req.Explain, Override: req.Override})
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	status := http.StatusOK
+	if !d.Allowed {
+		status = http.StatusForbidden
+	}
+	writeJSON(w, status, d)
 }
 
 // handleClearTombstone lets a removed id be admitted again.
@@ -43,8 +77,13 @@ func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
 // leaderTarget reads the server id in the path on the leader; a follower
 // forwards the request instead. ok is false when the answer is written.
 func (s *Server) leaderTarget(w http.ResponseWriter, r *http.Request) (string, bool) {
+	return s.leaderTargetBody(w, r, nil)
+}
+
+// leaderTargetBody is leaderTarget for a request whose body was read.
+func (s *Server) leaderTargetBody(w http.ResponseWriter, r *http.Request, body []byte) (string, bool) {
 	if !s.node.IsLeader() {
-		s.forward(w, r, nil)
+		s.forward(w, r, body)
 		return "", false
 	}
 	id := r.PathValue("id")

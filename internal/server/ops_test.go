@@ -384,7 +384,9 @@ func TestDryRunModeNeverChangesMembership(t *testing.T) {
 	if configIndex(t, leader) != before {
 		t.Fatal("dry-run mode changed the configuration")
 	}
-	wantError(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n9", nil), http.StatusConflict, "DRY_RUN_MODE")
+	if d := wantDecision(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n9", nil), http.StatusForbidden, "NOT_A_MEMBER"); d.Enforced {
+		t.Error("a removal decided in dry-run mode says it is enforced")
+	}
 	if !strings.Contains(metricsText(t, leader), `admitd_enforcing{mode="dry-run"} 0`) {
 		t.Error("metrics do not show dry-run mode")
 	}

@@ -56,6 +56,9 @@ type Config struct {
 	Staging StagingConfig
 	// DebugEndpoints serves POST /v1/debug/fill (debug.go).
 	DebugEndpoints bool
+	// AwaitAdmission: the node was started to wait until an operator
+	// admits it, so a fresh node is ready as it is (readyz).
+	AwaitAdmission bool
 }
 
 func (c Config) withDefaults() Config {
@@ -145,6 +148,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("POST /v1/debug/fill", s.guard(s.handleFill))
 	}
 	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
+	mux.HandleFunc("POST /v1/members/{id}/demote", s.guard(s.handleDemoteMember))
 	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
 	mux.HandleFunc("GET /v1/decisions", s.guard(s.handleDecisions))
@@ -257,12 +261,42 @@ func (s *Server) handleHealthz(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// handleReadyz says whether this node can do its job: a member that knows
+// its leader (and, on a follower, the leader's API, to forward to), with
+// its policies loaded; or a fresh node that waits to be admitted. A node
+// that bootstraps or joins is not ready until it is a member with a leader.
 func (s *Server) handleReadyz(w http.ResponseWriter, _ *http.Request) {
-	if s.Engine() == nil || s.node.State() == "Shutdown" {
-		writeError(w, fmt.Errorf("%w: policies not loaded or raft not running", ErrNotReady))
+	role, why := s.readiness()
+	if why != "" {
+		writeError(w, fmt.Errorf("%w: %s", ErrNotReady, why))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "raft_state": s.node.State(), "policy_revision": s.Engine().Revision()})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "role": role, "raft_state": s.node.State(),
+		"leader_id": s.node.LeaderID(), "policy_revision": s.Engine().Revision()})
+}
+
+// readiness names the role this node is ready for, or why it is not ready.
+func (s *Server) readiness() (role, why string) {
+	n := s.node
+	switch {
+	case s.Engine() == nil:
+		return "", "policies not loaded"
+	case n.State() == "Shutdown":
+		return "", "raft is not running"
+	case !n.Initialized() && s.cfg.AwaitAdmission:
+		return "waiting for admission", ""
+	case !n.Initialized():
+		return "", "not a member yet (bootstrapping or joining)"
+	case n.LeaderID() == "":
+		return "", "no leader known"
+	case n.ClusterID() == "":
+		return "", "the cluster id is not replicated here yet"
+	case n.IsLeader():
+		return "leader", ""
+	case n.Members()[n.LeaderID()].APIURL == "":
+		return "", "the leader's API URL is not replicated here yet"
+	}
+	return "follower", ""
 }
 
 // readBody reads a bounded body; a larger one is ErrTooLarge.

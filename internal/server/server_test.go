@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,12 +274,12 @@ func TestRemovedIDIsTombstonedUntilCleared(t *testing.T) {
 	if status, d := admit(first.candidate()); status != http.StatusOK {
 		t.Fatalf("first admission: %d %s", status, d.Reason)
 	}
-	r := do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil)
-	if r.status != http.StatusOK {
-		t.Fatalf("remove: %d %s", r.status, r.body)
+	rm := wantDecision(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil), http.StatusOK, "")
+	if rm.Removed == nil || !rm.Tombstoned {
+		t.Fatalf("remove: removed %+v tombstoned %v: %s", rm.Removed, rm.Tombstoned, rm.Reason)
 	}
-	wantError(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil), http.StatusNotFound, "NOT_FOUND")
-	wantError(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n1", nil), http.StatusBadRequest, "BAD_REQUEST")
+	wantDecision(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n2", nil), http.StatusForbidden, "NOT_A_MEMBER")
+	wantDecision(t, do(t, http.MethodDelete, leader.http.URL+"/v1/members/n1", nil), http.StatusForbidden, "REMOVES_LEADER")
 
 	// The same id on a wiped node: fresh, reachable, and still refused.
 	again := startNode(t, "n2", false)
@@ -292,4 +293,21 @@ func TestRemovedIDIsTombstonedUntilCleared(t *testing.T) {
 	if status, d := admit(again.candidate()); status != http.StatusOK || d.Applied == nil {
 		t.Fatalf("after clearing: %d %s", status, d.Reason)
 	}
+}
+
+// wantDecision checks an answer is a decision with status and, when code
+// is set, a deny of that code in the stage that stopped it.
+func wantDecision(t *testing.T, r response, status int, code string) admission.Decision {
+	t.Helper()
+	var d admission.Decision
+	if err := json.Unmarshal(r.body, &d); err != nil || r.status != status || d.DecisionID == "" {
+		t.Fatalf("want %d and a decision, got %d %s", status, r.status, r.body)
+	}
+	if code == "" {
+		return d
+	}
+	if st := d.StoppedStage(); st == nil || !slices.ContainsFunc(st.Deny, func(v admission.Violation) bool { return v.Code == code }) {
+		t.Fatalf("want a deny %s, got: %s", code, d.Reason)
+	}
+	return d
 }

@@ -22,6 +22,13 @@ stages := [
 promote_stages := ["reachability", "catch_up", "topology"]
 
 # METADATA
+# title: Remove stages
+# description: For removals and demotions, the shipped topology stage, then
+#   the site's maintenance rule (see docs/policies.md, "Change kinds and who
+#   judges what"). Without remove_stages every removal is refused.
+remove_stages := ["topology", "maintenance"]
+
+# METADATA
 # title: Enforcement
 # description: Per site stage, "deny" (the default) or "warn" (its denies
 #   are reported as warnings and the pipeline goes on), as Gatekeeper's
@@ -44,5 +51,11 @@ permanent_codes := {
 	"EXISTING_RAFT_STATE",
 	"IDENTITY_MISMATCH",
 	"ID_TOMBSTONED",
+	"INIT_STATE_CONTRADICTION",
+	"LAST_VOTER",
 	"NODE_ID_MISMATCH",
+	"NOT_A_MEMBER",
+	"NOT_A_VOTER",
+	"RAFT_ID_MISMATCH",
+	"REMOVES_LEADER",
 }
