@@ -27,11 +27,18 @@ func admitRetrying(ctx context.Context, cl *client.Client, server string, req cl
 	tty := isTerminal(w)
 	defer clearLine(w, tty)
 	backoff := retryMin
+	var last *admission.Decision // the newest deny, answered when time runs out mid-call
 	for attempt := 1; ; attempt++ {
 		d, err := cl.Admit(ctx, server, req)
+		if err != nil && ctx.Err() != nil && last != nil {
+			return last, nil
+		}
 		why := retryWhy(d, err)
 		if why == "" || ctx.Err() != nil {
 			return d, err
+		}
+		if d != nil {
+			last = d
 		}
 		line := fmt.Sprintf("%s: attempt %d: %s; asking again in %s", req.Candidate.ID, attempt, why, backoff)
 		if tty {
@@ -41,6 +48,9 @@ func admitRetrying(ctx context.Context, cl *client.Client, server string, req cl
 		}
 		select {
 		case <-ctx.Done():
+			if last != nil {
+				return last, nil
+			}
 			return d, err
 		case <-time.After(backoff):
 		}

@@ -80,3 +80,19 @@ func TestJoinTimeoutOnDenyReturnsIt(t *testing.T) {
 		t.Fatalf("got %+v %v after %d calls", d, err, calls.Load())
 	}
 }
+
+// Time runs out while a call is in flight: the deny before it is the answer.
+func TestJoinTimeoutMidCallReturnsLastDeny(t *testing.T) {
+	staging := admission.Decision{DecisionID: "d1", Reason: "topology: STAGING_FULL"}
+	slow := func(w http.ResponseWriter) {
+		time.Sleep(2 * time.Second) // outlives the deadline below
+		decided(http.StatusForbidden, staging)(w)
+	}
+	url, _ := answers(t, decided(http.StatusForbidden, staging), slow)
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel()
+	d, err := admitRetrying(ctx, client.New(5*time.Second), url, client.AdmitRequest{}, &bytes.Buffer{})
+	if err != nil || d == nil || d.DecisionID != "d1" {
+		t.Fatalf("got %+v %v, want the last deny", d, err)
+	}
+}
