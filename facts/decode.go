@@ -132,6 +132,11 @@ func ValidateID(id string) error {
 	if len(id) > maxIDLen {
 		return fmt.Errorf("longer than %d bytes", maxIDLen)
 	}
+	if id == "." || id == ".." {
+		// A path segment: /v1/members/.. would name another route, so
+		// such a member could never be removed.
+		return fmt.Errorf("%q is a path segment", id)
+	}
 	for _, r := range id {
 		if r <= ' ' || r == 0x7f || r > 0x7e {
 			return fmt.Errorf("%q has a character outside printable ASCII", id)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/admitd/admitd/internal/daemon"
+	"github.com/admitd/admitd/internal/failpoint"
 	"github.com/admitd/admitd/internal/server"
 )
 
@@ -70,6 +71,8 @@ func newServeCmd() *cobra.Command {
 
 func runServe(cmd *cobra.Command, f serveFlags) error {
 	tuneGC()
+	// The fault suite's crash points; off unless the variable is set.
+	failpoint.Enable(os.Getenv(failpoint.EnvVar), os.Stderr, os.Exit)
 	cfg := f.cfg
 	if cfg.Bootstrap && f.join != "" {
 		return usageErr(errors.New("--bootstrap and --join exclude each other"))

@@ -1,5 +1,6 @@
 // Package failpoint injects faults at named points of the daemon, for the
-// fault tests. It is off unless ADMITD_FAILPOINTS is set, e.g.
+// fault tests. It is off unless the daemon enables it (Enable), which
+// `admitd serve` does when ADMITD_FAILPOINTS is set, e.g.
 //
 //	ADMITD_FAILPOINTS='admit/before-add=2*off->exit(137);admit/after-add=sleep(2000)'
 //
@@ -24,38 +25,45 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // EnvVar names the environment variable that holds the failpoint spec.
 const EnvVar = "ADMITD_FAILPOINTS"
 
-// Inject runs the action configured for name, if any. Without EnvVar it
-// costs one sync.Once check.
+// Inject runs the action configured for name, if any. Until Enable it
+// costs one atomic load: a library that embeds the gate never enables it.
 func Inject(name string) {
-	if r := global(); r != nil {
+	if r := global.Load(); r != nil {
 		r.inject(name)
 	}
 }
 
-var global = sync.OnceValue(func() *registry {
-	spec, ok := os.LookupEnv(EnvVar)
-	if !ok || strings.TrimSpace(spec) == "" {
-		return nil
+var global atomic.Pointer[registry]
+
+// Enable turns the failpoints of spec on for this process: triggers are
+// announced on out, and exit(code) calls exit. Only the daemon calls it,
+// with the value of EnvVar and os.Exit; an empty spec turns them off.
+func Enable(spec string, out io.Writer, exit func(int)) {
+	if strings.TrimSpace(spec) == "" {
+		global.Store(nil)
+		return
 	}
-	return load(spec, os.Stderr)
-})
+	r := load(spec, out)
+	r.exit = exit
+	global.Store(r)
+}
 
 // registry holds the parsed failpoints of one process.
 type registry struct {
 	mu     sync.Mutex
 	points map[string]*point
 	out    io.Writer // where triggers are announced
-	exit   func(int) // os.Exit; replaced in tests
+	exit   func(int) // the daemon's os.Exit; replaced in tests
 }
 
 // load parses spec, reporting malformed entries on out.
@@ -64,7 +72,7 @@ func load(spec string, out io.Writer) *registry {
 	for _, err := range errs {
 		fmt.Fprintf(out, "failpoint: ignoring %v\n", err)
 	}
-	return &registry{points: points, out: out, exit: os.Exit}
+	return &registry{points: points, out: out, exit: func(int) {}}
 }
 
 func (r *registry) inject(name string) {

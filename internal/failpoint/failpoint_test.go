@@ -107,13 +107,23 @@ func TestFailpointPanic(t *testing.T) {
 	t.Error("inject returned")
 }
 
-func TestFailpointOffWithoutEnv(t *testing.T) {
-	if _, set := os.LookupEnv(EnvVar); set {
-		t.Skip(EnvVar + " is set for this process")
+// The package never reads the environment: with EnvVar set and no Enable,
+// Inject does nothing; Enable("") turns the points off again.
+func TestFailpointOffUntilEnabled(t *testing.T) {
+	t.Setenv(EnvVar, "admit/before-add=exit(3)")
+	Inject("admit/before-add") // must do nothing: nobody enabled it
+	if global.Load() != nil {
+		t.Fatal("a registry was loaded from the environment")
 	}
-	Inject("admit/before-add") // must do nothing
-	if global() != nil {
-		t.Error("a registry was loaded without " + EnvVar)
+	var out bytes.Buffer
+	Enable("x=sleep(0)", &out, func(int) { t.Error("exit called") })
+	Inject("x")
+	if !strings.Contains(out.String(), "failpoint x") {
+		t.Errorf("an enabled point was not announced: %q", out.String())
+	}
+	Enable("", nil, nil)
+	if global.Load() != nil {
+		t.Error("Enable(\"\") left the points on")
 	}
 }
 
@@ -125,6 +135,7 @@ const childEnv = "FAILPOINT_TEST_CHILD"
 // announcing it.
 func TestFailpointExitCrashesTheProcess(t *testing.T) {
 	if os.Getenv(childEnv) == "1" {
+		Enable(os.Getenv(EnvVar), os.Stderr, os.Exit) // as admitd serve does
 		Inject("crash/here")
 		os.Exit(0) // not reached when the failpoint works
 	}

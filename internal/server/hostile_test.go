@@ -30,6 +30,8 @@ func TestAdmissionRejectsHostileFields(t *testing.T) {
 		"id with newline":         candidateBody(func(c *facts.Candidate) { c.ID = "n9\nadmin" }),
 		"id with DEL":             candidateBody(func(c *facts.Candidate) { c.ID = "n9\x7f" }),
 		"id not ASCII":            candidateBody(func(c *facts.Candidate) { c.ID = "nö9" }),
+		"id dot":                  candidateBody(func(c *facts.Candidate) { c.ID = "." }),
+		"id dot dot":              candidateBody(func(c *facts.Candidate) { c.ID = ".." }),
 		"id invalid UTF-8":        `{"candidate": {"id": "n` + "\xff" + `9", "raft_addr": "127.0.0.1:9", "api_url": "http://127.0.0.1:9"}}`,
 		"empty addr":              candidateBody(func(c *facts.Candidate) { c.RaftAddr = "" }),
 		"addr too long":           candidateBody(func(c *facts.Candidate) { c.RaftAddr = strings.Repeat("a", 300) + ":9" }),
