@@ -202,6 +202,10 @@ type Options struct {
 	// RunTests runs the set's *_test.rego in-process under the set's
 	// capabilities; any failure or error refuses the set.
 	RunTests bool
+	// AllowUntested accepts, with RunTests, a set that holds no test at
+	// all; without it such a set is refused (ErrNoTests), since nothing
+	// has shown that it denies what it must.
+	AllowUntested bool
 	// Site facts are given to the daemon's collected facts documents as
 	// input.site; admitd never interprets them.
 	Site map[string]any
@@ -209,6 +213,9 @@ type Options struct {
 
 // ErrTestsFailed wraps a load refused because the set's own tests failed.
 var ErrTestsFailed = errors.New("policy tests failed")
+
+// ErrNoTests wraps a load refused because the set has no tests.
+var ErrNoTests = errors.New("the policy set has no tests")
 
 // LoadWith loads a set like Load, then optionally runs its tests, and
 // attaches site facts, all before the engine is returned and shared.
@@ -225,6 +232,10 @@ func LoadWith(ctx context.Context, src Source, opts Options) (*Engine, error) {
 		rep, err := RunTests(ctx, src)
 		if err != nil {
 			return nil, err
+		}
+		if rep.Passed == 0 && !opts.AllowUntested {
+			return nil, fmt.Errorf("%w: %w: %s holds no *_test.rego test; add tests, or accept an untested set explicitly (--allow-untested-policies)",
+				ErrLoad, ErrNoTests, src.Name)
 		}
 		e.ext.tests = &rep
 	}

@@ -18,6 +18,7 @@ func registerOps(cmd *cobra.Command, o *daemon.OpsConfig) {
 	fl.StringArrayVar(&o.DecisionLog.Mask, "decision-log-mask", nil, "JSON pointer to erase from every decision log line, such as /input/site/token (repeatable)")
 	fl.StringVar(&o.SiteFacts, "site-facts", "", "JSON object file given to every admission as input.site; reloaded with the policies")
 	fl.BoolVar(&o.PolicyTests, "policy-tests", true, "run the policy set's *_test.rego before using it, at start and on every reload")
+	fl.BoolVar(&o.AllowUntested, "allow-untested-policies", false, "accept a policy set with no *_test.rego test (a warning at every load); refused otherwise")
 	fl.BoolVar(&o.Watch, "watch-policies", true, "reload when a file in the policy directory or the site facts file changes")
 	fl.DurationVar(&o.Debounce, "watch-debounce", daemon.DefaultDebounce, "wait for file changes to settle this long before reloading")
 }

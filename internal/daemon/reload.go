@@ -40,6 +40,9 @@ type OpsConfig struct {
 	// PolicyTests runs the set's *_test.rego in-process before it is used,
 	// at start and on every reload; a failing test refuses the set.
 	PolicyTests bool
+	// AllowUntested accepts a set with no tests at all (a warning at every
+	// load); without it such a set is refused at start and on reload.
+	AllowUntested bool
 	// Watch reloads the policies when a file in their directory (or the
 	// site facts file) changes, once changes have settled for Debounce.
 	Watch    bool
@@ -84,7 +87,7 @@ func loadPolicySet(ctx context.Context, cfg Config) (*admission.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return admission.LoadWith(ctx, src, admission.Options{RunTests: cfg.Ops.PolicyTests, Site: site})
+	return admission.LoadWith(ctx, src, admission.Options{RunTests: cfg.Ops.PolicyTests, AllowUntested: cfg.Ops.AllowUntested, Site: site})
 }
 
 // readSiteFacts reads a JSON object; no file means no site facts.
@@ -131,6 +134,9 @@ func logPolicySet(log hclog.Logger, e *admission.Engine) {
 		args = append(args, "site_facts", true)
 	}
 	log.Info("policies loaded", args...)
+	if t := e.Tests(); t != nil && t.Passed == 0 {
+		log.Warn("the policy set holds no test: accepted only because of --allow-untested-policies", "source", e.Source())
+	}
 	for _, n := range e.Notes() {
 		log.Warn("policy set", "note", n)
 	}

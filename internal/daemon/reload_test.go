@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
 	"github.com/admitd/admitd/policies"
@@ -177,4 +179,60 @@ func writeTemp(t *testing.T, text string) string {
 	p := filepath.Join(t.TempDir(), "f.json")
 	write(t, p, text)
 	return p
+}
+
+// untestedSet is the shipped set without its tests.
+func untestedSet(t *testing.T) string {
+	t.Helper()
+	dir := copyShipped(t)
+	tests, err := filepath.Glob(filepath.Join(dir, "*_test.rego"))
+	if err != nil || len(tests) == 0 {
+		t.Fatalf("no tests to remove: %v", err)
+	}
+	for _, f := range tests {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// A set with no test at all is refused at start unless the operator
+// accepts it, and then a warning says so.
+func TestUntestedPolicySetRefusedUnlessAllowed(t *testing.T) {
+	dir := untestedSet(t)
+	cfg := Config{ID: "n1", RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(),
+		Policies: dir, Bootstrap: true, Ops: OpsConfig{PolicyTests: true}, Logger: hclog.NewNullLogger()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := Run(ctx, cfg); !errors.Is(err, admission.ErrNoTests) {
+		t.Fatalf("start on an untested set: %v, want ErrNoTests", err)
+	}
+	url, logs := runDaemon(t, OpsConfig{PolicyTests: true, AllowUntested: true}, dir)
+	if ps := policyStatus(t, url); ps.Tests == nil || ps.Tests.Passed != 0 {
+		t.Fatalf("tests %+v", ps.Tests)
+	}
+	if !strings.Contains(logs.String(), "holds no test") {
+		t.Errorf("no warning for the untested set:\n%s", logs.String())
+	}
+}
+
+// A reload to a set whose tests were all deleted keeps the running set.
+func TestReloadToUntestedSetRefused(t *testing.T) {
+	dir := copyShipped(t)
+	url, _ := runDaemon(t, OpsConfig{PolicyTests: true, Watch: true, Debounce: 100 * time.Millisecond}, dir)
+	first := policyStatus(t, url)
+	tests, _ := filepath.Glob(filepath.Join(dir, "*_test.rego"))
+	for _, f := range tests {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "a refused reload", func() bool {
+		lr := policyStatus(t, url).LastReload
+		return lr != nil && lr.Result == server.ReloadFailed
+	})
+	if ps := policyStatus(t, url); ps.PolicyRevision != first.PolicyRevision {
+		t.Fatalf("an untested set replaced the running one: %s", ps.PolicyRevision)
+	}
 }

@@ -98,6 +98,9 @@ func (s *Server) Reload(ctx context.Context, trigger string) (ReloadResult, erro
 	s.ops.last.Store(&res)
 	s.log.Info("policies reloaded", "trigger", trigger, "previous_revision", old.Revision(),
 		"policy_revision", next.Revision(), "source", next.Source(), "stages", next.Stages(), "duration_ms", res.DurationMS)
+	if t := next.Tests(); t != nil && t.Passed == 0 {
+		s.log.Warn("the policy set holds no test: accepted only because of --allow-untested-policies", "source", next.Source())
+	}
 	return res, nil
 }
 
