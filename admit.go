@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
@@ -45,6 +46,9 @@ func (g *Gate) AdmitRequest(ctx context.Context, req Request) (*Decision, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Admit)
 	defer cancel()
+	if d := g.alreadyMember(ctx, req); d != nil {
+		return d, nil
+	}
 	for attempt := 1; attempt <= g.cfg.maxAttempts; attempt++ {
 		d, err := g.decide(ctx, req)
 		if err != nil || !d.Allowed || req.DryRun {
@@ -211,4 +215,33 @@ func (g *Gate) redecide(ctx context.Context, d *Decision, gone error) error {
 	}
 	*d = *fresh
 	return nil
+}
+
+// alreadyMember answers a candidate that asks again after its admission
+// (a lost answer, a retry): it is in the committed configuration with this
+// id and address, and its raft server answers as itself in the leader's
+// term. A wiped node at a member's address answers term 0 and is decided
+// as usual (DUPLICATE_ID).
+func (g *Gate) alreadyMember(ctx context.Context, req Request) *Decision {
+	c := req.Candidate
+	cc, err := g.host.ClusterConfig(ctx)
+	if err != nil {
+		return nil
+	}
+	i := slices.IndexFunc(cc.Servers, func(s facts.ConfigServer) bool { return s.ID == c.ID && s.Address == c.RaftAddr })
+	if i < 0 {
+		return nil
+	}
+	cfg := g.collectConfig()
+	a := facts.ProbeRaftRPCFrom(ctx, c.RaftAddr, cfg.ProbeAs)
+	if !a.Answered || a.ID != c.ID || cc.Term == 0 || a.Term != cc.Term {
+		return nil
+	}
+	s := cc.Servers[i]
+	d := &Decision{DecisionID: admission.NewID(), Allowed: true, Enforced: !req.DryRun, Candidate: c,
+		Reason:      fmt.Sprintf("%s is already a %s at %s: nothing to do", c.ID, s.Suffrage, s.Address),
+		ConfigIndex: cc.Index, AlreadyMember: s.Suffrage, DecidedBy: g.host.ID(), Stages: []admission.StageResult{},
+		Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
+	g.record(d, "admission")
+	return d
 }

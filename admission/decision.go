@@ -69,6 +69,10 @@ type Decision struct {
 	Removed *Applied `json:"removed,omitempty"`
 	// Override is the operator's override of this removal, if any.
 	Override *OverrideRecord `json:"override,omitempty"`
+	// AlreadyMember is the suffrage of a candidate that asked again and is
+	// already in the configuration at that address, answering as itself
+	// in the leader's term: nothing was decided by policy or applied.
+	AlreadyMember string `json:"already_member,omitempty"`
 	// Tombstoned says a removal left a tombstone for the id.
 	Tombstoned bool            `json:"tombstoned,omitempty"`
 	DecidedBy  string          `json:"decided_by,omitempty"`

@@ -70,6 +70,9 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if err != nil {
 		return err
 	}
+	if d.AlreadyMember != "" {
+		return show(cmd, f.output, d)
+	}
 	if d.Allowed && d.Applied == nil && !f.req.DryRun {
 		// The cluster decided in dry-run mode (or did not apply): no join.
 		_ = render.Decision(cmd.OutOrStdout(), f.output, d)

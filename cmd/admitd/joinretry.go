@@ -66,7 +66,9 @@ func retryWhy(d *admission.Decision, err error) string {
 	switch {
 	case err == nil && d != nil && !d.Allowed && !d.Permanent:
 		return "denied for now (" + d.Reason + ")"
-	case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable && se.Code != "OUTCOME_UNKNOWN":
+	case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable:
+		// OUTCOME_UNKNOWN too: asking again is safe, the answer then says
+		// whether the candidate is already a member.
 		return fmt.Sprintf("the cluster answered %d %s", se.Status, se.Code)
 	case err != nil && !errors.As(err, &se) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled):
 		return "the server did not answer (" + err.Error() + ")"

@@ -123,6 +123,9 @@ func shortRev(r string) string {
 }
 
 func appliedText(d *admission.Decision) string {
+	if d.AlreadyMember != "" {
+		return "  already a " + d.AlreadyMember + ": nothing applied"
+	}
 	if d.Removed != nil {
 		text := fmt.Sprintf("  removed: %s at index %d", d.Removed.Suffrage, d.Removed.Index)
 		if d.Tombstoned {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"strings"
+	"sync/atomic"
 )
 
 // forward passes a request to the leader and relays its answer.
@@ -21,7 +23,11 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, err)
 		return
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, leaderURL+r.URL.RequestURI(), bytes.NewReader(body))
+	var sent atomic.Bool // the leader may have acted on it
+	ctx := httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent.Store(true) },
+	})
+	req, err := http.NewRequestWithContext(ctx, r.Method, leaderURL+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		writeError(w, fmt.Errorf("%w: %v", ErrForwardFailed, err))
 		return
@@ -32,6 +38,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := s.cfg.Client.Do(req)
+	if err != nil && sent.Load() && r.Method != http.MethodGet {
+		// The leader had the request and gave no answer: it may have
+		// changed the configuration before it died. Ask again: the answer
+		// then says whether the candidate is already a member.
+		writeError(w, fmt.Errorf("%w: leader %s at %s took the request and did not answer: %v", ErrOutcomeUnknown, leaderID, leaderURL, err))
+		return
+	}
 	if err != nil {
 		writeError(w, fmt.Errorf("%w: leader %s at %s: %v", ErrForwardFailed, leaderID, leaderURL, err))
 		return

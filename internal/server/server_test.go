@@ -241,7 +241,10 @@ func TestStateOfFreshAndBootstrappedNodes(t *testing.T) {
 	}
 }
 
-func TestAdmitFreshThenRefuseDuplicate(t *testing.T) {
+// Asking again for a member at its own address, answering as itself, is
+// "already a member" (200, nothing applied), not a deny: a lost answer
+// must not turn into a permanent refusal.
+func TestAdmitFreshThenAlreadyMember(t *testing.T) {
 	leader := startNode(t, "n1", true)
 	fresh := startNode(t, "n2", false)
 	dry := post(t, leader.http.URL+"/v1/admissions", admissionBody(fresh.candidate(), true))
@@ -256,9 +259,20 @@ func TestAdmitFreshThenRefuseDuplicate(t *testing.T) {
 	if d.DecidedBy != "n1" || d.ConfigIndex == 0 {
 		t.Fatalf("decided_by %q config_index %d", d.DecidedBy, d.ConfigIndex)
 	}
+	before := configIndex(t, leader)
 	r = post(t, leader.http.URL+"/v1/admissions", admissionBody(fresh.candidate(), false))
-	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusForbidden || d.Allowed {
+	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusOK || d.AlreadyMember != "voter" || d.Applied != nil {
 		t.Fatalf("second admission: %d %s", r.status, r.body)
+	}
+	if configIndex(t, leader) != before {
+		t.Fatal("asking again changed the configuration")
+	}
+	// The same id at another address is no such member: decided, and denied.
+	other := fresh.candidate()
+	other.RaftAddr = startNode(t, "n2", false).node.Addr()
+	r = post(t, leader.http.URL+"/v1/admissions", admissionBody(other, false))
+	if err := json.Unmarshal(r.body, &d); err != nil || r.status != http.StatusForbidden || d.Allowed {
+		t.Fatalf("same id, another address: %d %s", r.status, r.body)
 	}
 }
 
