@@ -129,11 +129,12 @@ func BenchmarkEvaluateServers(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		servers := []facts.Server{{ID: "n1", Address: "127.0.0.1:7401", Suffrage: facts.Voter, Healthy: true}}
+		resolved := func(addr string) facts.Resolution { return facts.Resolution{CanonicalAddresses: []string{addr}} }
+		servers := []facts.Server{{ID: "n1", Address: "127.0.0.1:7401", Suffrage: facts.Voter, Healthy: true, Resolution: resolved("127.0.0.1:7401")}}
 		for i := 2; i <= n; i++ {
+			addr := fmt.Sprintf("10.9.%d.%d:7401", i/250, i%250+1)
 			servers = append(servers, facts.Server{
-				ID: fmt.Sprintf("s%03d", i), Address: fmt.Sprintf("10.9.%d.%d:7401", i/250, i%250+1),
-				Suffrage: facts.Voter, Healthy: true,
+				ID: fmt.Sprintf("s%03d", i), Address: addr, Suffrage: facts.Voter, Healthy: true, Resolution: resolved(addr),
 			})
 		}
 		d.Doc.Topology.Servers = servers

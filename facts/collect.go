@@ -144,7 +144,7 @@ func gather(ctx context.Context, cfg CollectConfig, doc *Document, view ClusterV
 	wg.Go(func() { own(ctx, state, rf) })
 	wg.Go(func() {
 		doc.Topology = runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
-			return collectTopology(ctx, cfg, view)
+			return collectTopology(ctx, cfg, view, cand.RaftAddr)
 		})
 	})
 	wg.Wait()
@@ -236,7 +236,7 @@ func GatherTopology(ctx context.Context, cfg CollectConfig, view ClusterView) *T
 	ctx, cancel := context.WithTimeout(ctx, cfg.Overall)
 	defer cancel()
 	return runSection(ctx, cfg.Topology, func(ctx context.Context) (*Topology, error) {
-		return collectTopology(ctx, cfg, view)
+		return collectTopology(ctx, cfg, view, "")
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -159,6 +160,11 @@ func ValidateHostPort(addr string) error {
 	}
 	if host == "" || strings.ContainsAny(host, " /") {
 		return fmt.Errorf("%q has no usable host", addr)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		// 0.0.0.0 and [::] reach whatever listens on the machine: the same
+		// server as a member's loopback address, spelled otherwise.
+		return fmt.Errorf("%q is an unspecified address, not one server's", addr)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 1 || p > 65535 {

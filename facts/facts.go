@@ -140,6 +140,31 @@ type Topology struct {
 	// MaxStaged is how many may be in stage at once.
 	Staged    []string `json:"staged"`
 	MaxStaged int      `json:"max_staged"`
+	// CandidateAddress is the candidate's raft_addr resolved at collect
+	// time, for the duplicate-address rule. Collected for an admission
+	// or a promotion; absent in removal facts and /v1/cluster, which
+	// have no candidate address to compare.
+	CandidateAddress *CandidateAddress `json:"candidate_address,omitempty"`
+}
+
+// CandidateAddress is the candidate's raft address and what it resolved to.
+type CandidateAddress struct {
+	// Address is the address resolved: the candidate's raft_addr as given,
+	// which the topology stage checks.
+	Address string `json:"address"`
+	Resolution
+}
+
+// Resolution is a raft address resolved by the leader at collect time,
+// under the topology section's deadline: CanonicalAddresses are the
+// endpoints it resolves to, from CanonicalAddresses (an IP literal as
+// given, a name through the system resolver, all of its addresses),
+// sorted, without duplicates; empty when the address did not resolve, or
+// is empty. AddressError is why it did not resolve; empty when it did, or
+// is empty. Two addresses that share an endpoint reach the same server.
+type Resolution struct {
+	CanonicalAddresses []string `json:"canonical_addresses"`
+	AddressError       string   `json:"address_error"`
 }
 
 // CatchUp is how far a staged non-voter has caught up with the leader, for
@@ -169,12 +194,14 @@ type CatchUp struct {
 type Leader struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
+	Resolution
 }
 
 // Server is one member of the raft configuration.
 type Server struct {
-	ID       string `json:"id"`
-	Address  string `json:"address"`
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Resolution
 	Suffrage string `json:"suffrage"`
 	Healthy  bool   `json:"healthy"`
 	// PolicyRevision is the revision the member reports, when known.

@@ -10,8 +10,10 @@ import (
 var errNoClusterView = errors.New("no cluster view")
 
 // collectTopology reads the configuration from view and checks every other
-// member's /v1/state concurrently under the section's deadline.
-func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView) (*Topology, error) {
+// member's /v1/state concurrently under the section's deadline. Meanwhile
+// it resolves every member's raft address, the leader's, and candAddr (the
+// candidate's raft address; "" when there is no candidate to compare).
+func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView, candAddr string) (*Topology, error) {
 	if view == nil {
 		return nil, errNoClusterView
 	}
@@ -19,19 +21,36 @@ func collectTopology(ctx context.Context, cfg CollectConfig, view ClusterView) (
 	if err != nil {
 		return nil, fmt.Errorf("cluster config: %w", err)
 	}
+	addrs := []string{cc.LeaderAddr, candAddr}
+	for _, cs := range cc.Servers {
+		addrs = append(addrs, cs.Address)
+	}
+	var resolved map[string]Resolution
+	rctx, cancel := probeContext(ctx) // an unresolved address is a fact, not a lost section
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { resolved = resolveAll(rctx, addrs) })
 	servers := checkMembers(ctx, cfg, cc)
+	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return &Topology{
+	for i := range servers {
+		servers[i].Resolution = resolution(resolved, servers[i].Address)
+	}
+	t := &Topology{
 		ClusterID:   cc.ClusterID,
 		ConfigIndex: cc.Index,
-		Leader:      Leader{ID: cc.LeaderID, Address: cc.LeaderAddr},
+		Leader:      Leader{ID: cc.LeaderID, Address: cc.LeaderAddr, Resolution: resolution(resolved, cc.LeaderAddr)},
 		Servers:     servers,
 		Tombstones:  append([]string{}, cc.Tombstones...),
 		Staged:      append([]string{}, cc.Staged...),
 		MaxStaged:   cfg.MaxStaged,
-	}, nil
+	}
+	if candAddr != "" {
+		t.CandidateAddress = &CandidateAddress{Address: candAddr, Resolution: resolution(resolved, candAddr)}
+	}
+	return t, nil
 }
 
 // checkMembers fills one Server per configured server, in config order.

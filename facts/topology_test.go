@@ -38,7 +38,7 @@ func TestTopologyHealth(t *testing.T) {
 
 	tp := doc.Topology
 	assertCollected(t, "topology", tp.Section)
-	if tp.ClusterID != cluster || tp.ConfigIndex != 42 || tp.Leader != (Leader{"n1", "127.0.0.1:7401"}) {
+	if tp.ClusterID != cluster || tp.ConfigIndex != 42 || tp.Leader.ID != "n1" || tp.Leader.Address != "127.0.0.1:7401" {
 		t.Fatalf("topology head %+v", tp)
 	}
 	want := map[string]struct {

@@ -34,14 +34,15 @@ good := {
 	"topology": {
 		"collected": true, "error": "", "duration_ms": 0.05,
 		"cluster_id": "4f0c6b9e", "config_index": 12,
-		"leader": {"id": "n1", "address": "127.0.0.1:7401"},
+		"leader": {"id": "n1", "address": "127.0.0.1:7401", "canonical_addresses": ["127.0.0.1:7401"], "address_error": ""},
 		"servers": [
-			{"id": "n1", "address": "127.0.0.1:7401", "suffrage": "voter", "healthy": true},
-			{"id": "n2", "address": "127.0.0.1:7411", "suffrage": "voter", "healthy": true},
+			{"id": "n1", "address": "127.0.0.1:7401", "canonical_addresses": ["127.0.0.1:7401"], "address_error": "", "suffrage": "voter", "healthy": true},
+			{"id": "n2", "address": "127.0.0.1:7411", "canonical_addresses": ["127.0.0.1:7411"], "address_error": "", "suffrage": "voter", "healthy": true},
 		],
 		"tombstones": ["n0"],
 		"staged": [],
 		"max_staged": 1,
+		"candidate_address": {"address": "127.0.0.1:7431", "canonical_addresses": ["127.0.0.1:7431"], "address_error": ""},
 	},
 }
 
@@ -59,7 +60,8 @@ promote := json.patch(good, [
 		"sources": ["api"],
 	}},
 	{"op": "add", "path": "/topology/servers/-", "value": {
-		"id": "n4", "address": "127.0.0.1:7431", "suffrage": "nonvoter", "healthy": true,
+		"id": "n4", "address": "127.0.0.1:7431", "canonical_addresses": ["127.0.0.1:7431"], "address_error": "",
+		"suffrage": "nonvoter", "healthy": true,
 	}},
 	{"op": "replace", "path": "/topology/staged", "value": ["n4"]},
 ])
@@ -67,13 +69,15 @@ promote := json.patch(good, [
 # The removal of n3, a healthy voter of a healthy three-voter cluster led
 # by n1 (change "remove"); it passes every stage of remove_stages. Removal
 # facts carry the topology alone: nothing from the member itself, which is
-# often dead, so no reachability, init_state or catch_up, and n3 has no API.
+# often dead, so no reachability, init_state or catch_up, and n3 has no API;
+# nor topology.candidate_address, as a removal compares no addresses.
 remove := json.patch(good, [
 	{"op": "replace", "path": "/phase", "value": "remove"},
 	{"op": "replace", "path": "/change", "value": "remove"},
 	{"op": "replace", "path": "/candidate", "value": {"id": "n3", "raft_addr": "n3.cluster.test:7401", "api_url": ""}},
 	{"op": "remove", "path": "/reachability"},
 	{"op": "remove", "path": "/init_state"},
+	{"op": "remove", "path": "/topology/candidate_address"},
 	{"op": "add", "path": "/topology/servers/-", "value": voter("n3", true)},
 ])
 
@@ -125,7 +129,12 @@ promote_patched(path, value) := json.patch(promote, [{"op": "add", "path": path,
 promote_without(path) := json.patch(promote, [{"op": "remove", "path": path}])
 
 # A server entry; the address is derived from the id so it never collides with the candidate's.
-voter(id, healthy) := {"id": id, "address": sprintf("%s.cluster.test:7401", [id]), "suffrage": "voter", "healthy": healthy}
+# Its canonical address stands for the endpoint that name resolves to, one per id.
+voter(id, healthy) := {
+	"id": id, "address": sprintf("%s.cluster.test:7401", [id]),
+	"canonical_addresses": [sprintf("%s.cluster.test:7401", [id])], "address_error": "",
+	"suffrage": "voter", "healthy": healthy,
+}
 
 nonvoter(id, healthy) := object.union(voter(id, healthy), {"suffrage": "nonvoter"})
 

@@ -92,6 +92,9 @@ test_topology_guard_covers_other_fields if {
 	every path in [
 		"/topology/config_index", "/topology/leader/id", "/topology/leader/address",
 		"/topology/servers", "/topology/tombstones", "/topology/staged", "/topology/max_staged",
+		"/topology/leader/canonical_addresses", "/topology/leader/address_error",
+		"/topology/candidate_address", "/topology/candidate_address/address",
+		"/topology/candidate_address/canonical_addresses", "/topology/candidate_address/address_error",
 	] {
 		pkg := topology(fixtures.patched(path, wrong))
 		not pkg.well_typed

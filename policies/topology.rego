@@ -53,10 +53,29 @@
 #   their health. Tombstones keep removed ids out, so they do not stop a
 #   removal.
 #
+#   An address is compared twice, and either match denies
+#   (DUPLICATE_ADDRESS): as spelled, and by what it resolves to. The
+#   collector resolves the candidate's raft_addr (topology.candidate_address)
+#   and every member's and the leader's address to canonical_addresses, the
+#   endpoints a dial reaches ("127.0.0.1:39811", "[::1]:39811"), so
+#   "localhost:39811", "127.0.0.1:039811" and "[::ffff:127.0.0.1]:39811" are
+#   all n2 at 127.0.0.1:39811. Two addresses are the same when their
+#   canonical sets share an endpoint; distinct IPs are distinct addresses,
+#   loopback ones too (127.0.0.2 is not 127.0.0.1, as only a listener bound
+#   to 0.0.0.0 answers on both). An address that did not resolve cannot be
+#   proven distinct: adding or promoting, the stage then denies with
+#   ADDRESS_UNRESOLVED (not permanent: DNS can recover, a dead member can be
+#   removed), whether it is the candidate's or a member's it is compared
+#   with. Removing compares no addresses and needs none resolved.
+#
 #   Facts: input.phase, input.change, input.topology ({collected, error,
-#   config_index, leader: {id, address}, servers: [{id, address, suffrage,
-#   healthy}], tombstones, staged, max_staged}) and input.candidate ({id,
-#   raft_addr}). "healthy" is the leader's view.
+#   config_index, leader: {id, address, canonical_addresses,
+#   address_error}, servers: [{id, address, canonical_addresses,
+#   address_error, suffrage, healthy}], tombstones, staged, max_staged,
+#   candidate_address: {address, canonical_addresses, address_error}}) and
+#   input.candidate ({id, raft_addr}). "healthy" is the leader's view;
+#   candidate_address is required adding or promoting, and its address
+#   must be the candidate's raft_addr.
 #
 #   Writing rules: negate a helper rule (`not collected`), never a call on
 #   input (`not is_object(input.x)`): OPA leaves the latter undefined, not
@@ -337,6 +356,8 @@ well_typed if {
 	is_number(input.topology.config_index)
 	is_string(input.topology.leader.id)
 	is_string(input.topology.leader.address)
+	resolution_well_formed(input.topology.leader)
+	candidate_address_ok
 	tombstones_well_formed
 	staged_well_formed
 	max_staged_well_formed
@@ -346,7 +367,8 @@ well_typed if {
 # METADATA
 # title: Servers well formed
 # description: servers is an array of objects with a string id and address,
-#   a suffrage of "voter" or "nonvoter" and a boolean healthy, so no server
+#   canonical_addresses an array of strings, a string address_error, a
+#   suffrage of "voter" or "nonvoter" and a boolean healthy, so no server
 #   has server_problems.
 servers_well_formed if {
 	is_array(input.topology.servers)
@@ -357,6 +379,7 @@ well_formed_servers := [i |
 	some i, server in input.topology.servers
 	is_string(server.id)
 	is_string(server.address)
+	resolution_well_formed(server)
 	server.suffrage in suffrages
 	is_boolean(server.healthy)
 ]
@@ -379,6 +402,36 @@ malformed contains sprintf("leader.%s must be a string, got %s", [field, got]) i
 	some field in ["id", "address"]
 	got := kind(input.topology.leader, field)
 	got != "string"
+}
+
+malformed contains sprintf("leader.%s", [problem]) if {
+	not well_typed
+	is_object(input.topology.leader)
+	some problem in resolution_problems(input.topology.leader)
+}
+
+malformed contains sprintf("candidate_address must be an object, got %s", [kind(input.topology, "candidate_address")]) if {
+	not well_typed
+	section_present
+	not remove_phase
+	kind(input.topology, "candidate_address") != "object"
+}
+
+malformed contains sprintf("candidate_address.%s", [problem]) if {
+	not well_typed
+	not remove_phase
+	is_object(input.topology.candidate_address)
+	some problem in resolution_problems(input.topology.candidate_address)
+}
+
+# The collector resolved another address than the one judged: its
+# canonical addresses prove nothing about the candidate's.
+malformed contains sprintf("candidate_address.address %s is not the candidate's raft_addr %s", [json.marshal(input.topology.candidate_address.address), json.marshal(input.candidate.raft_addr)]) if {
+	not well_typed
+	not remove_phase
+	candidate_valid
+	is_object(input.topology.candidate_address)
+	input.topology.candidate_address.address != input.candidate.raft_addr
 }
 
 malformed contains sprintf("servers must be an array, got %s", [kind(input.topology, "servers")]) if {
@@ -433,7 +486,60 @@ malformed contains sprintf("servers[%d] %s", [i, problem]) if {
 }
 
 # Expected type of every server field the stage reads.
-server_schema := {"id": "string", "address": "string", "suffrage": "string", "healthy": "boolean"}
+server_schema := object.union(
+	{"id": "string", "address": "string", "suffrage": "string", "healthy": "boolean"},
+	resolution_schema,
+)
+
+# Expected type of the fields of a resolved address: a server, the leader,
+# candidate_address.
+resolution_schema := {"canonical_addresses": "array", "address_error": "string"}
+
+# METADATA
+# title: Resolution well formed
+# description: obj carries an address as the collector resolved it, with
+#   canonical_addresses an array of strings and address_error a string.
+resolution_well_formed(obj) if {
+	is_array(obj.canonical_addresses)
+	every a in obj.canonical_addresses {
+		is_string(a)
+	}
+	is_string(obj.address_error)
+}
+
+resolution_problems(obj) := {sprintf("%s must be %s, got %s", [field, with_article(want), got]) |
+	some field, want in resolution_schema
+	got := kind(obj, field)
+	got != want
+} | canonical_element_problems(obj)
+
+canonical_element_problems(obj) := {"canonical_addresses must be an array of strings" |
+	is_array(obj.canonical_addresses)
+	some a in obj.canonical_addresses
+	not is_string(a)
+}
+
+with_article(t) := sprintf("an %s", [t]) if {
+	t in {"array", "object"}
+} else := sprintf("a %s", [t])
+
+# METADATA
+# title: Candidate address ok
+# description: Adding or promoting, topology.candidate_address is the
+#   candidate's raft_addr, well formed as resolved. Removing compares no
+#   addresses, and the facts have none.
+candidate_address_ok if remove_phase
+
+candidate_address_ok if {
+	not remove_phase
+	candidate_address_well_formed
+}
+
+candidate_address_well_formed if {
+	is_object(input.topology.candidate_address)
+	input.topology.candidate_address.address == input.candidate.raft_addr
+	resolution_well_formed(input.topology.candidate_address)
+}
 
 suffrages := {"voter", "nonvoter"}
 
@@ -443,7 +549,7 @@ server_problems(server) := {sprintf("must be an object, got %s", [type_name(serv
 
 server_problems(server) := problems if {
 	is_object(server)
-	types := {sprintf("%s must be a %s, got %s", [field, want, got]) |
+	types := {sprintf("%s must be %s, got %s", [field, with_article(want), got]) |
 		some field, want in server_schema
 		got := kind(server, field)
 		got != want
@@ -452,7 +558,7 @@ server_problems(server) := problems if {
 		is_string(server.suffrage)
 		not server.suffrage in suffrages
 	}
-	problems := types | values
+	problems := (types | values) | canonical_element_problems(server)
 }
 
 # --- Leader ------------------------------------------------------------------
@@ -483,7 +589,9 @@ deny contains {"code": "NO_LEADER", "message": msg} if {
 # METADATA
 # title: Candidate is new
 # description: Neither the candidate's id nor its raft address is used by the
-#   leader or any of the (well formed) servers.
+#   leader or any of the (well formed) servers, neither as spelled nor
+#   through an endpoint both addresses resolve to, which requires that
+#   every address compared resolved.
 candidate_is_new if {
 	candidate_valid
 	input.topology.leader.id != input.candidate.id
@@ -491,18 +599,121 @@ candidate_is_new if {
 	servers_well_formed
 	not input.candidate.id in server_ids
 	not input.candidate.raft_addr in server_addresses
+	addresses_resolved
+	not shares_an_endpoint
 }
 
 server_ids := {server.id | some server in input.topology.servers}
 
 server_addresses := {server.address | some server in input.topology.servers}
 
-# All members by id and address: the servers and the leader.
-members contains {"id": server.id, "address": server.address} if {
+# All members, the servers and the leader: id, address, the canonical
+# addresses it resolved to, and why it did not resolve.
+members contains m if {
 	some server in input.topology.servers
+	m := as_member(server)
 }
 
-members contains {"id": input.topology.leader.id, "address": input.topology.leader.address}
+members contains as_member(input.topology.leader)
+
+as_member(obj) := {"id": obj.id, "address": obj.address, "canonical": canonical(obj), "error": error_of(obj)} if {
+	is_object(obj)
+}
+
+canonical(obj) := {a |
+	some a in obj.canonical_addresses
+	is_string(a)
+}
+
+error_of(obj) := e if {
+	e := obj.address_error
+	is_string(e)
+	e != ""
+} else := "no error reported"
+
+# The candidate's canonical addresses; empty when it did not resolve.
+candidate_canonical := canonical(input.topology.candidate_address)
+
+# The endpoints member's address and the candidate's both resolve to.
+shared_endpoints(member) := member.canonical & candidate_canonical
+
+# METADATA
+# title: Collides
+# description: member's raft address is the candidate's, spelled the same
+#   or resolving to an endpoint the candidate's resolves to.
+collides(member) if member.address == input.candidate.raft_addr
+
+collides(member) if count(shared_endpoints(member)) > 0
+
+shares_an_endpoint if {
+	some member in members
+	count(shared_endpoints(member)) > 0
+}
+
+# The members the candidate's address is compared with: admitting, all;
+# promoting, all but its own entry.
+compared_members contains member if {
+	admit_phase
+	some member in members
+}
+
+compared_members contains member if {
+	promote_phase
+	some member in members
+	member.id != input.candidate.id
+}
+
+# Compared members with an address that resolved to nothing. An empty
+# address (the leader's, when there is none) has nothing to resolve.
+unresolved_members contains member if {
+	some member in compared_members
+	member.address != ""
+	count(member.canonical) == 0
+}
+
+# METADATA
+# title: Addresses resolved
+# description: The candidate's raft address, and every member's it is
+#   compared with, resolved to at least one canonical address. Without
+#   that, no comparison can prove them distinct.
+addresses_resolved if {
+	count(candidate_canonical) > 0
+	count(unresolved_members) == 0
+}
+
+# METADATA
+# title: Address unresolved
+# description: Adding or promoting, the candidate's raft address did not
+#   resolve, so it cannot be proven distinct from every member's. Not
+#   permanent, as a name can be fixed and DNS can recover.
+deny contains {"code": "ADDRESS_UNRESOLVED", "message": msg} if {
+	collected
+	not remove_phase
+	candidate_valid
+	candidate_address_well_formed
+	count(candidate_canonical) == 0
+	msg := sprintf(
+		"candidate %v: its raft address %q did not resolve (%s); the stage compares the endpoints addresses resolve to and cannot prove this one is no member's: fix the address or its name in DNS, then retry",
+		[candidate_id, input.candidate.raft_addr, error_of(input.topology.candidate_address)],
+	)
+}
+
+# METADATA
+# title: Member address unresolved
+# description: Adding or promoting, the raft address of a member the
+#   candidate is compared with did not resolve, so the candidate's cannot
+#   be proven distinct from it. Not permanent, as DNS can recover, or the
+#   member can be removed (a removal needs no address resolved).
+deny contains {"code": "ADDRESS_UNRESOLVED", "message": msg} if {
+	collected
+	candidate_valid
+	servers_well_formed
+	some member in unresolved_members
+	msg := sprintf(
+		"candidate %v: member %v's raft address %q did not resolve (%s); the stage cannot prove the candidate's address %q is not %v's: fix the member's name in DNS, or remove %v, then retry",
+		[candidate_id, member.id, member.address, member.error, input.candidate.raft_addr, member.id, member.id],
+	)
+}
 
 # METADATA
 # title: Duplicate id
@@ -521,15 +732,24 @@ deny contains {"code": "DUPLICATE_ID", "message": msg} if {
 
 # METADATA
 # title: Duplicate address
-# description: A member other than the candidate already uses its raft address.
+# description: A member other than the candidate already uses its raft
+#   address, as spelled or through an endpoint both resolve to. The message
+#   names the member and its address.
 deny contains {"code": "DUPLICATE_ADDRESS", "message": msg} if {
 	collected
 	some member in address_holders
 	msg := sprintf(
-		"candidate %v: raft address %q is already used by member %v; give the candidate its own address, or remove the old member first",
-		[candidate_id, input.candidate.raft_addr, member.id],
+		"candidate %v: %s; give the candidate its own address, or remove the old member first",
+		[candidate_id, collision(member)],
 	)
 }
+
+collision(member) := sprintf("raft address %q is already used by member %v", [input.candidate.raft_addr, member.id]) if {
+	member.address == input.candidate.raft_addr
+} else := sprintf(
+	"raft address %q is %v's raft address %v: both resolve to %s",
+	[input.candidate.raft_addr, member.id, member.address, concat(", ", sort(shared_endpoints(member)))],
+)
 
 # Members at the candidate's raft address: admitting, any member;
 # promoting, any but the candidate's own entry.
@@ -537,7 +757,7 @@ address_holders contains member if {
 	admit_phase
 	not candidate_is_new
 	some member in members
-	member.address == input.candidate.raft_addr
+	collides(member)
 }
 
 address_holders contains member if {
@@ -548,7 +768,7 @@ address_holders contains member if {
 others_at_address contains member if {
 	some member in members
 	member.id != input.candidate.id
-	member.address == input.candidate.raft_addr
+	collides(member)
 }
 
 # --- Staging -----------------------------------------------------------------
@@ -616,12 +836,14 @@ candidate_healthy if {
 
 # METADATA
 # title: Address unique
-# description: Promoting, no member but the candidate uses its raft address.
+# description: Promoting, no member but the candidate uses its raft
+#   address, as spelled or resolved, and every address compared resolved.
 address_unique if {
 	candidate_valid
 	servers_well_formed
 	is_string(input.topology.leader.id)
 	is_string(input.topology.leader.address)
+	addresses_resolved
 	count(others_at_address) == 0
 }
 

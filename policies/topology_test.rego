@@ -25,7 +25,28 @@ even := {"EVEN_VOTERS"}
 promote_with_servers(servers) := fixtures.promote_patched("/topology/servers", servers)
 
 # The staged candidate's own entry.
-staged_n4 := {"id": "n4", "address": "127.0.0.1:7431", "suffrage": "nonvoter", "healthy": true}
+staged_n4 := object.union(resolved("127.0.0.1:7431"), {"id": "n4", "suffrage": "nonvoter", "healthy": true})
+
+# An address as the collector resolves an IP literal: to itself; an empty
+# address to nothing, with no error.
+resolved(address) := {"address": address, "canonical_addresses": [address | address != ""], "address_error": ""}
+
+# at is server moved to address, resolved as an IP literal.
+at(server, address) := object.union(server, resolved(address))
+
+# A leader entry, and none.
+leader(id, address) := object.union(resolved(address), {"id": id})
+
+no_leader := leader("", "")
+
+# with_candidate is facts with the candidate's raft_addr replaced, and
+# topology.candidate_address with it, resolved as an IP literal.
+with_candidate(facts, candidate) := json.patch(facts, [
+	{"op": "add", "path": "/candidate", "value": candidate},
+	{"op": "add", "path": "/topology/candidate_address", "value": resolved(candidate.raft_addr)},
+])
+
+with_raft_addr(facts, raft_addr) := with_candidate(facts, object.union(facts.candidate, {"raft_addr": raft_addr}))
 
 # --- allow -------------------------------------------------------------------
 
@@ -149,7 +170,7 @@ test_leader_fields_must_be_strings if {
 # --- leader ------------------------------------------------------------------
 
 test_no_leader_denied if {
-	facts := fixtures.patched("/topology/leader", {"id": "", "address": ""})
+	facts := fixtures.patched("/topology/leader", no_leader)
 	outcome(facts) == fixtures.denied({"NO_LEADER"})
 	some msg in messages(facts, "deny", "NO_LEADER")
 	contains(msg, "cannot add candidate n4: the cluster has no leader")
@@ -189,26 +210,172 @@ test_duplicate_id_of_a_server_denied if {
 
 # The leader counts as a member even if the configuration does not list it.
 test_duplicate_id_of_the_leader_denied if {
-	facts := fixtures.patched("/topology/leader", {"id": "n4", "address": "127.0.0.1:7441"})
+	facts := fixtures.patched("/topology/leader", leader("n4", "127.0.0.1:7441"))
 	outcome(facts) == fixtures.denied({"DUPLICATE_ID"})
 }
 
 test_duplicate_address_of_a_server_denied if {
-	facts := with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"})])
+	facts := with_servers([voter("n1", true), at(voter("n2", true), "127.0.0.1:7431")])
 	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
 	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
 	contains(msg, `candidate n4: raft address "127.0.0.1:7431" is already used by member n2`)
 }
 
 test_duplicate_address_of_the_leader_denied if {
-	facts := fixtures.patched("/topology/leader", {"id": "n9", "address": "127.0.0.1:7431"})
+	facts := fixtures.patched("/topology/leader", leader("n9", "127.0.0.1:7431"))
 	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
 }
 
 test_rejoining_same_member_denied_once_per_code if {
-	facts := fixtures.patched("/candidate", {"id": "n2", "raft_addr": "127.0.0.1:7411", "api_url": "http://127.0.0.1:7410"})
+	facts := with_candidate(fixtures.good, {"id": "n2", "raft_addr": "127.0.0.1:7411", "api_url": "http://127.0.0.1:7410"})
 	outcome(facts) == fixtures.denied({"DUPLICATE_ID", "DUPLICATE_ADDRESS"})
 	count(data.admitd.stages.topology.deny) == 2 with input as facts
+}
+
+# --- canonical addresses ----------------------------------------------------
+# n2 is a voter at 127.0.0.1:39811; "evil" asks to join at another spelling
+# of that address. The collector resolved each address (canonical_addresses).
+
+n2_at_39811 := at(voter("n2", true), "127.0.0.1:39811")
+
+# evil_at is the admission of "evil" at raft_addr, which the collector
+# resolved to canonical (an array of endpoints) with error.
+evil_at(raft_addr, canonical, error) := json.patch(with_servers([voter("n1", true), n2_at_39811]), [
+	{"op": "add", "path": "/candidate", "value": {"id": "evil", "raft_addr": raft_addr, "api_url": ""}},
+	{"op": "add", "path": "/topology/candidate_address", "value": {"address": raft_addr, "canonical_addresses": canonical, "address_error": error}},
+])
+
+test_duplicate_address_localhost_denied if {
+	facts := evil_at("localhost:39811", ["127.0.0.1:39811", "[::1]:39811"], "")
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	messages(facts, "deny", "DUPLICATE_ADDRESS") == {`candidate evil: raft address "localhost:39811" is n2's raft address 127.0.0.1:39811: both resolve to 127.0.0.1:39811; give the candidate its own address, or remove the old member first`}
+}
+
+test_duplicate_address_zero_padded_port_denied if {
+	facts := evil_at("127.0.0.1:039811", ["127.0.0.1:39811"], "")
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	messages(facts, "deny", "DUPLICATE_ADDRESS") == {`candidate evil: raft address "127.0.0.1:039811" is n2's raft address 127.0.0.1:39811: both resolve to 127.0.0.1:39811; give the candidate its own address, or remove the old member first`}
+}
+
+test_duplicate_address_ipv4_mapped_ipv6_denied if {
+	facts := evil_at("[::ffff:127.0.0.1]:39811", ["127.0.0.1:39811"], "")
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
+	contains(msg, `raft address "[::ffff:127.0.0.1]:39811" is n2's raft address 127.0.0.1:39811`)
+}
+
+# Any shared endpoint is enough: a member whose name resolves to several
+# addresses collides with a candidate at any one of them.
+test_duplicate_address_any_overlap_denied if {
+	facts := json.patch(evil_at("10.0.0.2:7411", ["10.0.0.2:7411"], ""), [{"op": "replace", "path": "/topology/servers/1", "value": object.union(voter("n2", true), {
+		"address": "n2.cluster.test:7411",
+		"canonical_addresses": ["10.0.0.1:7411", "10.0.0.2:7411", "[fd00::2]:7411"],
+	})}])
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
+	contains(msg, `"10.0.0.2:7411" is n2's raft address n2.cluster.test:7411: both resolve to 10.0.0.2:7411`)
+}
+
+# The leader is compared even when the configuration does not list it.
+test_duplicate_address_of_the_leader_resolved_denied if {
+	facts := json.patch(evil_at("localhost:7401", ["127.0.0.1:7401"], ""), [
+		{"op": "replace", "path": "/topology/servers", "value": [n2_at_39811]},
+		{"op": "replace", "path": "/topology/leader", "value": leader("n1", "127.0.0.1:7401")},
+	])
+	outcome(facts) == {"allow": false, "deny": {"DUPLICATE_ADDRESS"}, "warn": even}
+	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
+	contains(msg, "is n1's raft address 127.0.0.1:7401")
+}
+
+# The raw comparison stays: the same spelling denies whatever was resolved.
+test_duplicate_address_same_spelling_denied_whatever_resolved if {
+	facts := evil_at("127.0.0.1:39811", ["192.0.2.1:39811"], "")
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	messages(facts, "deny", "DUPLICATE_ADDRESS") == {`candidate evil: raft address "127.0.0.1:39811" is already used by member n2; give the candidate its own address, or remove the old member first`}
+}
+
+# Distinct loopback addresses are distinct addresses: only a listener
+# bound to 0.0.0.0 answers on both, so 127.0.0.2 is not n2's 127.0.0.1.
+test_other_loopback_address_is_another_address if {
+	outcome(evil_at("127.0.0.2:39811", ["127.0.0.2:39811"], "")) == fixtures.allowed
+	outcome(evil_at("[::1]:39811", ["[::1]:39811"], "")) == fixtures.allowed
+}
+
+test_address_unresolved_denied if {
+	facts := evil_at("nowhere.invalid:39811", [], "resolving \"nowhere.invalid:39811\": lookup nowhere.invalid: no such host")
+	outcome(facts) == fixtures.denied({"ADDRESS_UNRESOLVED"})
+	messages(facts, "deny", "ADDRESS_UNRESOLVED") == {`candidate evil: its raft address "nowhere.invalid:39811" did not resolve (resolving "nowhere.invalid:39811": lookup nowhere.invalid: no such host); the stage compares the endpoints addresses resolve to and cannot prove this one is no member's: fix the address or its name in DNS, then retry`}
+
+	# No error given: still unresolved, and said so.
+	some msg in messages(evil_at("nowhere.invalid:39811", [], ""), "deny", "ADDRESS_UNRESOLVED")
+	contains(msg, "did not resolve (no error reported)")
+}
+
+# Unresolved but spelled like a member: both are said.
+test_address_unresolved_and_same_spelling_denied if {
+	outcome(evil_at("127.0.0.1:39811", [], "lookup failed")) == fixtures.denied({"ADDRESS_UNRESOLVED", "DUPLICATE_ADDRESS"})
+}
+
+test_member_address_unresolved_denied if {
+	gone := object.union(voter("n2", true), {"canonical_addresses": [], "address_error": "lookup n2.cluster.test: no such host"})
+	facts := with_servers([voter("n1", true), gone])
+	outcome(facts) == fixtures.denied({"ADDRESS_UNRESOLVED"})
+	messages(facts, "deny", "ADDRESS_UNRESOLVED") == {`candidate n4: member n2's raft address "n2.cluster.test:7401" did not resolve (lookup n2.cluster.test: no such host); the stage cannot prove the candidate's address "127.0.0.1:7431" is not n2's: fix the member's name in DNS, or remove n2, then retry`}
+
+	# Staged or promoted alike; a removal compares no addresses.
+	outcome(staged_with_servers([voter("n1", true), gone])) == fixtures.denied({"ADDRESS_UNRESOLVED"})
+	outcome(promote_with_servers([voter("n1", true), gone, staged_n4])) == fixtures.denied({"ADDRESS_UNRESOLVED"})
+	outcome(remove_with_servers([voter("n1", true), gone, voter("n3", true)])) == fixtures.allowed
+	outcome(remove_with_servers([voter("n1", true), voter("n2", true), object.union(gone, {"id": "n3"})])) == fixtures.allowed
+}
+
+# Promoting, another member's resolved address is the candidate's: refused;
+# its own entry is not a duplicate of itself.
+test_promote_resolved_address_of_another_member_denied if {
+	alias := object.union(voter("n2", true), {"address": "localhost:7431", "canonical_addresses": ["127.0.0.1:7431"]})
+	facts := promote_with_servers([voter("n1", true), alias, staged_n4])
+	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	messages(facts, "deny", "DUPLICATE_ADDRESS") == {`candidate n4: raft address "127.0.0.1:7431" is n2's raft address localhost:7431: both resolve to 127.0.0.1:7431; give the candidate its own address, or remove the old member first`}
+	unresolved := fixtures.promote_patched("/topology/candidate_address", {"address": "127.0.0.1:7431", "canonical_addresses": [], "address_error": "timeout"})
+	outcome(unresolved) == fixtures.denied({"ADDRESS_UNRESOLVED"})
+}
+
+test_candidate_address_required if {
+	facts := fixtures.without("/topology/candidate_address")
+	outcome(facts) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	messages(facts, "deny", "TOPOLOGY_MALFORMED") == {"candidate n4: malformed topology: candidate_address must be an object, got missing; this is a collector bug"}
+	outcome(fixtures.promote_without("/topology/candidate_address")) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+
+	# Removal facts have none, and need none.
+	outcome(fixtures.remove) == fixtures.allowed
+}
+
+test_candidate_address_must_be_the_candidates if {
+	facts := fixtures.patched("/topology/candidate_address/address", "127.0.0.1:7441")
+	outcome(facts) == fixtures.denied({"TOPOLOGY_MALFORMED"})
+	some msg in messages(facts, "deny", "TOPOLOGY_MALFORMED")
+	contains(msg, `candidate_address.address "127.0.0.1:7441" is not the candidate's raft_addr "127.0.0.1:7431"`)
+}
+
+test_resolution_fields_must_be_typed if {
+	every path_msg in [
+		["/topology/candidate_address/canonical_addresses", "127.0.0.1:7431", "candidate_address.canonical_addresses must be an array, got string"],
+		["/topology/candidate_address/canonical_addresses", [7431], "candidate_address.canonical_addresses must be an array of strings"],
+		["/topology/candidate_address/address_error", null, "candidate_address.address_error must be a string, got null"],
+		["/topology/leader/canonical_addresses", {}, "leader.canonical_addresses must be an array, got object"],
+		["/topology/leader/address_error", false, "leader.address_error must be a string, got boolean"],
+		["/topology/servers/1/canonical_addresses", null, "servers[1] canonical_addresses must be an array, got null"],
+		["/topology/servers/1/canonical_addresses", [null], "servers[1] canonical_addresses must be an array of strings"],
+		["/topology/servers/1/address_error", 0, "servers[1] address_error must be a string, got number"],
+	] {
+		facts := fixtures.patched(path_msg[0], path_msg[1])
+		"TOPOLOGY_MALFORMED" in outcome(facts).deny
+		not outcome(facts).allow
+		some msg in messages(facts, "deny", "TOPOLOGY_MALFORMED")
+		contains(msg, path_msg[2])
+	}
+	some msg in messages(fixtures.without("/topology/servers/0/address_error"), "deny", "TOPOLOGY_MALFORMED")
+	contains(msg, "servers[0] address_error must be a string, got missing")
 }
 
 # --- quorum (etcd IsReadyToAddVotingMember) ----------------------------------
@@ -499,7 +666,7 @@ test_promote_not_in_configuration_denied if {
 }
 
 test_promote_address_differs_denied if {
-	facts := promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"address": "127.0.0.1:9999"})])
+	facts := promote_with_servers([voter("n1", true), voter("n2", true), at(staged_n4, "127.0.0.1:9999")])
 	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
 	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
 	contains(msg, "its id is in the configuration at 127.0.0.1:9999, not at its raft_addr 127.0.0.1:7431")
@@ -514,7 +681,7 @@ test_promote_not_listed_as_staged_denied if {
 
 # A non-voter cannot lead: a leader with the candidate's id is a voter.
 test_promote_candidate_is_leader_denied if {
-	facts := fixtures.promote_patched("/topology/leader", {"id": "n4", "address": "127.0.0.1:7431"})
+	facts := fixtures.promote_patched("/topology/leader", leader("n4", "127.0.0.1:7431"))
 	outcome(facts) == fixtures.denied({"CANDIDATE_NOT_STAGED"})
 	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
 	contains(msg, "it is the leader, so already a voter")
@@ -522,7 +689,7 @@ test_promote_candidate_is_leader_denied if {
 
 test_promote_several_reasons_in_one_message if {
 	facts := json.patch(fixtures.promote, [
-		{"op": "replace", "path": "/topology/servers/2", "value": object.union(staged_n4, {"suffrage": "voter", "address": "127.0.0.1:9999"})},
+		{"op": "replace", "path": "/topology/servers/2", "value": at(object.union(staged_n4, {"suffrage": "voter"}), "127.0.0.1:9999")},
 		{"op": "replace", "path": "/topology/staged", "value": []},
 	])
 	some msg in messages(facts, "deny", "CANDIDATE_NOT_STAGED")
@@ -540,12 +707,12 @@ test_promote_id_on_two_members_denied if {
 }
 
 test_promote_address_of_another_member_denied if {
-	facts := promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4])
+	facts := promote_with_servers([voter("n1", true), at(voter("n2", true), "127.0.0.1:7431"), staged_n4])
 	outcome(facts) == fixtures.denied({"DUPLICATE_ADDRESS"})
 	some msg in messages(facts, "deny", "DUPLICATE_ADDRESS")
 	msg == `candidate n4: raft address "127.0.0.1:7431" is already used by member n2; give the candidate its own address, or remove the old member first`
-	leader := fixtures.promote_patched("/topology/leader", {"id": "n9", "address": "127.0.0.1:7431"})
-	outcome(leader) == fixtures.denied({"DUPLICATE_ADDRESS"})
+	at_leader := fixtures.promote_patched("/topology/leader", leader("n9", "127.0.0.1:7431"))
+	outcome(at_leader) == fixtures.denied({"DUPLICATE_ADDRESS"})
 }
 
 test_promote_tombstoned_denied if {
@@ -553,7 +720,7 @@ test_promote_tombstoned_denied if {
 }
 
 test_promote_no_leader_denied if {
-	facts := fixtures.promote_patched("/topology/leader", {"id": "", "address": ""})
+	facts := fixtures.promote_patched("/topology/leader", no_leader)
 	outcome(facts) == fixtures.denied({"NO_LEADER"})
 }
 
@@ -704,7 +871,7 @@ test_remove_last_voter_denied if {
 	facts := json.patch(fixtures.remove, [
 		{"op": "replace", "path": "/candidate", "value": {"id": "n1", "raft_addr": "127.0.0.1:7401", "api_url": ""}},
 		{"op": "replace", "path": "/topology/servers", "value": [
-			{"id": "n1", "address": "127.0.0.1:7401", "suffrage": "voter", "healthy": true},
+			object.union(resolved("127.0.0.1:7401"), {"id": "n1", "suffrage": "voter", "healthy": true}),
 			nonvoter("n5", true),
 		]},
 	])
@@ -815,7 +982,7 @@ test_remove_tombstoned_member_allowed if {
 }
 
 test_remove_no_leader_denied if {
-	facts := fixtures.remove_patched("/topology/leader", {"id": "", "address": ""})
+	facts := fixtures.remove_patched("/topology/leader", no_leader)
 	outcome(facts) == fixtures.denied({"NO_LEADER"})
 	messages(facts, "deny", "NO_LEADER") == {"cannot remove member n3: the cluster has no leader (an election is in progress or quorum is lost); retry once a leader is elected"}
 	some msg in messages(json.patch(facts, [{"op": "replace", "path": "/change", "value": "demote"}]), "deny", "NO_LEADER")
@@ -832,7 +999,7 @@ test_remove_change_must_be_remove_or_demote if {
 	messages(fixtures.remove_patched("/change", "add_voter"), "deny", "CHANGE_MALFORMED") == {`candidate n3: the facts' change is "add_voter", want "demote" or "remove" in the remove phase; the collector must state which membership change is asked for`}
 	facts := json.patch(fixtures.remove, [
 		{"op": "remove", "path": "/change"},
-		{"op": "replace", "path": "/topology/leader", "value": {"id": "", "address": ""}},
+		{"op": "replace", "path": "/topology/leader", "value": no_leader},
 	])
 	some msg in messages(facts, "deny", "NO_LEADER")
 	startswith(msg, "cannot change member n3: the cluster has no leader")
@@ -874,7 +1041,10 @@ test_remove_skips_admission_rules if {
 		{"op": "replace", "path": "/topology/staged", "value": ["n5"]},
 	])
 	outcome(facts) == fixtures.allowed
-	outcome(fixtures.remove_without("/phase")).deny == {"CHANGE_MALFORMED", "DUPLICATE_ID", "DUPLICATE_ADDRESS"}
+
+	# Judged as an admission, the member is a duplicate of itself, and the
+	# facts lack the candidate_address an admission compares.
+	outcome(fixtures.remove_without("/phase")).deny == {"CHANGE_MALFORMED", "DUPLICATE_ID", "DUPLICATE_ADDRESS", "TOPOLOGY_MALFORMED"}
 }
 
 # --- fail closed -------------------------------------------------------------
@@ -888,7 +1058,7 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.patched("/topology/leader/id", ""),
 		fixtures.patched("/topology/servers/1/suffrage", "staging"),
 		fixtures.patched("/candidate/id", "n2"),
-		fixtures.patched("/candidate/raft_addr", "127.0.0.1:7401"),
+		with_raft_addr(fixtures.good, "127.0.0.1:7401"),
 		fixtures.without("/candidate/id"),
 		with_servers([voter("n1", true), voter("n2", false)]),
 		fixtures.patched("/phase", "demote"),
@@ -897,13 +1067,13 @@ test_allow_requires_proof_without_deny_rules if {
 		staging_n5,
 		fixtures.promote_without("/phase"),
 		fixtures.promote_patched("/topology/staged", []),
-		fixtures.promote_patched("/topology/leader", {"id": "n4", "address": "127.0.0.1:7431"}),
-		fixtures.promote_patched("/topology/leader", {"id": "n9", "address": "127.0.0.1:7431"}),
+		fixtures.promote_patched("/topology/leader", leader("n4", "127.0.0.1:7431")),
+		fixtures.promote_patched("/topology/leader", leader("n9", "127.0.0.1:7431")),
 		promote_with_servers([voter("n1", true), voter("n2", true)]),
 		promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"suffrage": "voter"})]),
-		promote_with_servers([voter("n1", true), voter("n2", true), object.union(staged_n4, {"address": "127.0.0.1:9999"})]),
+		promote_with_servers([voter("n1", true), voter("n2", true), at(staged_n4, "127.0.0.1:9999")]),
 		promote_with_servers([voter("n1", true), voter("n2", true), staged_n4, staged_n4]),
-		promote_with_servers([voter("n1", true), object.union(voter("n2", true), {"address": "127.0.0.1:7431"}), staged_n4]),
+		promote_with_servers([voter("n1", true), at(voter("n2", true), "127.0.0.1:7431"), staged_n4]),
 		promote_with_servers([voter("n1", true), voter("n2", false), staged_n4]),
 		fixtures.without("/change"),
 		fixtures.patched("/change", "promote"),
@@ -915,7 +1085,7 @@ test_allow_requires_proof_without_deny_rules if {
 		fixtures.remove_patched("/change", "add_voter"),
 		fixtures.remove_patched("/candidate/id", "n9"),
 		fixtures.remove_patched("/candidate/id", "n1"),
-		fixtures.remove_patched("/topology/leader", {"id": "", "address": ""}),
+		fixtures.remove_patched("/topology/leader", no_leader),
 		remove_with_servers(three(false, true)),
 		remove_with_servers(five(true, true, false, false)),
 		remove_with_servers([voter("n3", true), nonvoter("n5", true)]),

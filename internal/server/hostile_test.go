@@ -39,6 +39,8 @@ func TestAdmissionRejectsHostileFields(t *testing.T) {
 		"addr without host":       candidateBody(func(c *facts.Candidate) { c.RaftAddr = ":9" }),
 		"IPv6 without brackets":   candidateBody(func(c *facts.Candidate) { c.RaftAddr = "::1:9" }),
 		"addr port zero":          candidateBody(func(c *facts.Candidate) { c.RaftAddr = "127.0.0.1:0" }),
+		"addr unspecified v4":     candidateBody(func(c *facts.Candidate) { c.RaftAddr = "0.0.0.0:9" }),
+		"addr unspecified v6":     candidateBody(func(c *facts.Candidate) { c.RaftAddr = "[::]:9" }),
 		"addr port name":          candidateBody(func(c *facts.Candidate) { c.RaftAddr = "127.0.0.1:http" }),
 		"url blank":               candidateBody(func(c *facts.Candidate) { c.APIURL = " " }),
 		"url too long":            candidateBody(func(c *facts.Candidate) { c.APIURL = "http://h/" + strings.Repeat("a", 600) }),

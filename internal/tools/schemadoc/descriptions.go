@@ -67,6 +67,13 @@ var described = map[string]string{
 
 	"topology.max_staged": "How many non-voters may be in stage at once (`admitd serve --max-staged`).",
 
+	"topology.leader.canonical_addresses":            "The leader's raft address resolved at collect time, in canonical form (see `topology.servers[_].canonical_addresses`); empty when there is no leader or it did not resolve.",
+	"topology.leader.address_error":                  "Why the leader's address did not resolve; empty when it did, or there is no leader.",
+	"topology.servers[_].canonical_addresses":        "The member's raft address resolved by the leader at collect time, in canonical form: every IP it resolves to (an IP literal is taken as given), IPv4-mapped IPv6 unmapped, with the port as a plain number, formatted by Go's `netip.AddrPort` (`127.0.0.1:39811`, `[::1]:39811`), sorted, without duplicates. Two addresses are the same when their lists share an element. Empty when the address did not resolve.",
+	"topology.servers[_].address_error":              "Why the member's address did not resolve; empty when it did.",
+	"topology.candidate_address.canonical_addresses": "The candidate's raft address in canonical form (see `topology.servers[_].canonical_addresses`); empty when it did not resolve, which the topology stage denies with `ADDRESS_UNRESOLVED`.",
+	"topology.candidate_address.address_error":       "Why the candidate's address did not resolve; empty when it did.",
+
 	"reachability.api.tls.enabled":   "This node runs with TLS, so the candidate had to serve HTTPS.",
 	"reachability.api.tls.verified":  "The candidate's certificate chained to a trusted CA.",
 	"reachability.api.tls.uris":      "The certificate's URI SANs.",
