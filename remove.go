@@ -109,6 +109,9 @@ func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (*Decision, 
 	eng := g.Engine()
 	doc := facts.GatherRemove(ctx, g.collectConfig(), cand, change, g.host)
 	g.FillSelf(doc.Topology, eng.Revision())
+	if site := eng.SiteFacts(); site != nil {
+		doc.Site = site // a site stage judges removals too (a maintenance window)
+	}
 	g.metrics.observeFacts(doc)
 	in, err := admission.InputFromDocument(doc)
 	if err != nil {
