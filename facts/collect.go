@@ -36,6 +36,11 @@ type CollectConfig struct {
 	// as topology.max_staged; default 1.
 	MaxStaged int
 
+	// MaxMemberLag is how many entries behind the leader's last index a
+	// member may be and still count as healthy; default 1000. A member
+	// that cannot append (a full disk) falls behind and stops counting.
+	MaxMemberLag uint64
+
 	// ProbeAs is who the raft probe speaks as: the leader sets itself, so
 	// members answer without logging a warning about an unknown server.
 	ProbeAs ProbeFrom
@@ -48,6 +53,7 @@ const (
 	DefaultRaftDialAttempts = 3
 	DefaultDialTimeout      = 500 * time.Millisecond
 	DefaultMaxStateBytes    = 64 << 10
+	DefaultMaxMemberLag     = 1000
 )
 
 func (c CollectConfig) withDefaults() CollectConfig {
@@ -64,6 +70,9 @@ func (c CollectConfig) withDefaults() CollectConfig {
 	}
 	if c.MaxStaged <= 0 {
 		c.MaxStaged = 1
+	}
+	if c.MaxMemberLag == 0 {
+		c.MaxMemberLag = DefaultMaxMemberLag
 	}
 	if c.HTTPClient == nil {
 		c.HTTPClient = defaultHTTPClient()

@@ -203,7 +203,14 @@ type Server struct {
 	Address string `json:"address"`
 	Resolution
 	Suffrage string `json:"suffrage"`
-	Healthy  bool   `json:"healthy"`
+	// Healthy: it answers as itself, in this cluster and the leader's
+	// term, and keeps up: at most CollectConfig.MaxMemberLag entries
+	// behind the leader's last index.
+	Healthy bool `json:"healthy"`
+	// LastIndex is the member's last log index as it answered (0 when it
+	// did not); Lag is how far that is behind the leader's.
+	LastIndex uint64 `json:"last_index"`
+	Lag       uint64 `json:"lag"`
 	// PolicyRevision is the revision the member reports, when known.
 	PolicyRevision string `json:"policy_revision,omitempty"`
 }

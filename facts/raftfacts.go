@@ -60,8 +60,10 @@ func (a RaftAnswer) answerError() error {
 }
 
 // memberHealthRaft judges a member that serves no /v1/state from its raft
-// server's own answer: it answers as itself in the leader's term.
-func memberHealthRaft(ctx context.Context, cc ClusterConfig, cs ConfigServer) bool {
+// server's own answer: it answers as itself in the leader's term, with
+// its last index.
+func memberHealthRaft(ctx context.Context, cc ClusterConfig, cs ConfigServer) memberAnswer {
 	a := ProbeRaftRPCFrom(ctx, cs.Address, ProbeFrom{ID: cc.LeaderID, Addr: cc.LeaderAddr})
-	return a.Answered && a.ID == cs.ID && cc.Term > 0 && a.Term == cc.Term
+	ok := a.Answered && a.ID == cs.ID && cc.Term > 0 && a.Term == cc.Term && a.LastIndexKnown
+	return memberAnswer{answered: ok, lastIndex: a.LastIndex}
 }

@@ -62,11 +62,14 @@ func checkMembers(ctx context.Context, cfg CollectConfig, cc ClusterConfig) []Se
 	for i, cs := range cc.Servers {
 		out[i] = Server{ID: cs.ID, Address: cs.Address, Suffrage: cs.Suffrage}
 		if isSelfLeader(cc, cs.ID) {
-			out[i].Healthy = true // we are the leader answering this
+			out[i].Healthy, out[i].LastIndex = true, cc.LastIndex // we are the leader answering this
 			continue
 		}
 		wg.Go(func() {
-			out[i].Healthy, out[i].PolicyRevision = memberHealth(pctx, cfg, cc, cs)
+			h := memberHealth(pctx, cfg, cc, cs)
+			out[i].LastIndex, out[i].PolicyRevision = h.lastIndex, h.revision
+			out[i].Lag = lag(cc.LastIndex, h.lastIndex)
+			out[i].Healthy = h.answered && out[i].Lag <= cfg.MaxMemberLag
 		})
 	}
 	wg.Wait()
@@ -77,18 +80,35 @@ func isSelfLeader(cc ClusterConfig, id string) bool {
 	return id != "" && cc.SelfID == id && cc.LeaderID == id
 }
 
+// memberAnswer is what one member said: whether it answered as itself,
+// in this cluster and the leader's term, and how far its log reaches.
+type memberAnswer struct {
+	answered  bool
+	lastIndex uint64
+	revision  string
+}
+
 // memberHealth is the leader's view of one member: it answers its own
-// /v1/state as itself, in this cluster and in the leader's term. A member
-// on another term is either partitioned or lagging behind an election.
-func memberHealth(ctx context.Context, cfg CollectConfig, cc ClusterConfig, cs ConfigServer) (healthy bool, policyRevision string) {
+// /v1/state (or, without an API, its raft server answers) as itself, in
+// this cluster and in the leader's term. A member on another term is
+// either partitioned or lagging behind an election.
+func memberHealth(ctx context.Context, cfg CollectConfig, cc ClusterConfig, cs ConfigServer) memberAnswer {
 	if cs.APIURL == "" {
-		return memberHealthRaft(ctx, cc, cs), ""
+		return memberHealthRaft(ctx, cc, cs)
 	}
 	res := fetchState(ctx, cfg.HTTPClient, cs.APIURL, cfg.MaxStateBytes)
 	if res.err != nil || res.state.NodeID != cs.ID {
-		return false, ""
+		return memberAnswer{}
 	}
 	s := res.state
-	healthy = cc.ClusterID != "" && s.ClusterID == cc.ClusterID && s.Term == cc.Term
-	return healthy, s.PolicyRevision
+	ok := cc.ClusterID != "" && s.ClusterID == cc.ClusterID && s.Term == cc.Term
+	return memberAnswer{answered: ok, lastIndex: s.LastIndex, revision: s.PolicyRevision}
+}
+
+// lag is how far behind the leader's last index a member's is.
+func lag(leader, member uint64) uint64 {
+	if leader > member {
+		return leader - member
+	}
+	return 0
 }

@@ -62,6 +62,36 @@ func TestTopologyHealth(t *testing.T) {
 	}
 }
 
+// A member that answers as itself in the leader's term but cannot keep up
+// (a full disk: it logs "failed to append" and falls behind) is not
+// healthy; one within MaxMemberLag is.
+func TestTopologyLaggingMemberUnhealthy(t *testing.T) {
+	const cluster, term, leaderLast = "c1", 5, 5000
+	at := func(id string, last uint64) ConfigServer {
+		st := member(id, cluster, term)
+		st.LastIndex = last
+		return ConfigServer{ID: id, Address: "127.0.0.1:1", Suffrage: Voter, APIURL: memberServer(t, st)}
+	}
+	view := &fakeView{cfg: ClusterConfig{
+		ClusterID: cluster, Index: 42, Term: term, SelfID: "n1", LeaderID: "n1", LeaderAddr: "127.0.0.1:7401",
+		LastIndex: leaderLast,
+		Servers:   []ConfigServer{{ID: "n1", Address: "127.0.0.1:7401", Suffrage: Voter}, at("n2", leaderLast-10), at("n3", leaderLast-1292)},
+	}}
+	cfg := testConfig()
+	cfg.MaxMemberLag = 1000
+	tp := GatherTopology(t.Context(), cfg, view)
+	assertCollected(t, "topology", tp.Section)
+	for _, s := range tp.Servers {
+		want := map[string]bool{"n1": true, "n2": true, "n3": false}[s.ID]
+		if s.Healthy != want {
+			t.Errorf("%s: healthy %v with lag %d, want %v", s.ID, s.Healthy, s.Lag, want)
+		}
+	}
+	if n3 := tp.Servers[2]; n3.Lag != 1292 || n3.LastIndex != leaderLast-1292 {
+		t.Errorf("n3 lag %d last %d", n3.Lag, n3.LastIndex)
+	}
+}
+
 func TestTopologyFollowerChecksLeader(t *testing.T) {
 	// Collected on a follower: the leader is a remote member like any other.
 	view := &fakeView{cfg: ClusterConfig{

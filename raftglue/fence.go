@@ -2,6 +2,9 @@ package raftglue
 
 import (
 	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -84,4 +87,16 @@ func (f *fencedTransport) Close() error {
 func isProbe(rpc raft.RPC) bool {
 	req, ok := rpc.Command.(*raft.RequestPreVoteRequest)
 	return ok && req.Term == 0
+}
+
+// AdmittedNote is what OpenFence recorded in the data directory (the
+// leader's POST /v1/admitted body), nil when no leader admitted this node
+// before it had raft state. The API reads it back to refuse a replay of
+// that admission after a restart.
+func (n *Node) AdmittedNote() ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, admittedFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }

@@ -45,7 +45,7 @@ func newServeCmd() *cobra.Command {
 	fl.BoolVar(&c.Bootstrap, "bootstrap", false, "start a new cluster (only without existing state)")
 	fl.StringVar(&f.join, "join", "", "comma-separated API URLs of a cluster to ask for admission")
 	fl.DurationVar(&c.JoinTimeout, "join-timeout", 2*time.Minute, "give up joining after this long")
-	fl.IntVar(&c.Decisions, "decisions-kept", 256, "decisions kept for /v1/decisions")
+	fl.IntVar(&c.Decisions, "decisions-kept", 256, "evaluations kept for /v1/decisions (admissions, promotions and removals are kept apart, at least 512)")
 	fl.DurationVar(&c.Collect.Overall, "collect-timeout", 3*time.Second, "deadline for collecting all facts")
 	fl.DurationVar(&c.Collect.Reachability, "reachability-timeout", 1500*time.Millisecond, "deadline for the reachability collector")
 	fl.DurationVar(&c.Collect.InitState, "init-state-timeout", 1500*time.Millisecond, "deadline for the init-state collector")

@@ -40,13 +40,13 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 	}
 	fmt.Fprintf(w, "configuration index %d  leader %s\n", topo.ConfigIndex, topo.Leader.ID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tHEALTHY\tPOLICY")
+	fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tHEALTHY\tLAG\tPOLICY")
 	for _, s := range topo.Servers {
 		suffrage := s.Suffrage
 		if slices.Contains(topo.Staged, s.ID) {
 			suffrage += " (staged)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\n", s.ID, s.Address, suffrage, s.Healthy, orDash(shortRev(s.PolicyRevision)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%s\n", s.ID, s.Address, suffrage, s.Healthy, s.Lag, orDash(shortRev(s.PolicyRevision)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -63,13 +63,8 @@ func settledState(ds []*admission.Decision, suffrage string, present bool) strin
 	return admission.StateRemoved
 }
 
-// admissionDecisions are the decisions of one admission, newest first.
+// admissionDecisions are the decisions of one admission, newest first,
+// from the store of membership decisions, which evaluations do not share.
 func (s *Server) admissionDecisions(id string) []*admission.Decision {
-	out := []*admission.Decision{}
-	for _, d := range s.decisions.latest(s.cfg.DecisionsKept) {
-		if d.AdmissionID == id || d.DecisionID == id {
-			out = append(out, d)
-		}
-	}
-	return out
+	return s.decisions.ofAdmission(id)
 }

@@ -31,7 +31,7 @@ type Config struct {
 	Engine        *admission.Engine
 	Logger        hclog.Logger
 	Collect       facts.CollectConfig
-	DecisionsKept int           // ring buffer size
+	DecisionsKept int           // evaluate decisions kept (ring.go)
 	AdmitTimeout  time.Duration // one admission, all attempts included
 	ApplyTimeout  time.Duration // one AddVoter, waited on by raftglue
 	MaxAttempts   int           // re-collections after a configuration change
@@ -59,11 +59,19 @@ type Config struct {
 	// AwaitAdmission: the node was started to wait until an operator
 	// admits it, so a fresh node is ready as it is (readyz).
 	AwaitAdmission bool
+	// ChangeDecisionsKept is how many admission, promotion and removal
+	// decisions are kept, apart from evaluations (ring.go); default the
+	// larger of 512 and DecisionsKept. Beyond it the decisions of
+	// admissions still staged stay, up to 4 times as many.
+	ChangeDecisionsKept int
 }
 
 func (c Config) withDefaults() Config {
 	if c.DecisionsKept <= 0 {
 		c.DecisionsKept = 256
+	}
+	if c.ChangeDecisionsKept <= 0 {
+		c.ChangeDecisionsKept = max(512, c.DecisionsKept)
 	}
 	if c.AdmitTimeout <= 0 {
 		c.AdmitTimeout = 30 * time.Second
@@ -88,8 +96,9 @@ type Server struct {
 	cfg       Config
 	node      *raftglue.Node
 	log       hclog.Logger
-	gate      *admitd.Gate // decides and applies every membership change
-	decisions *ring
+	gate      *admitd.Gate    // decides and applies every membership change
+	decisions *decisions      // recent decisions, by kind (ring.go)
+	admitted  *admittedLedger // proofs of admission taken (fence.go)
 	metrics   *metrics
 	limiter   *rate.Limiter // admissions; nil when unlimited
 	ops       *ops          // reloads, decision log, extra metrics (ops.go)
@@ -101,14 +110,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("server: a raft node and a policy engine are required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{
-		cfg:       cfg,
-		node:      cfg.Node,
-		log:       cfg.Logger,
-		decisions: newRing(cfg.DecisionsKept),
-		metrics:   newMetrics(),
-		limiter:   newLimiter(cfg.AdmissionRate, cfg.AdmissionBurst),
+	note, err := cfg.Node.AdmittedNote()
+	if err != nil {
+		cfg.Logger.Warn("reading the recorded admission failed; its replay is refused on expiry alone", "error", err)
 	}
+	s := &Server{
+		cfg:      cfg,
+		node:     cfg.Node,
+		log:      cfg.Logger,
+		admitted: newAdmittedLedger(note),
+		metrics:  newMetrics(),
+		limiter:  newLimiter(cfg.AdmissionRate, cfg.AdmissionBurst),
+	}
+	s.decisions = newDecisions(cfg.DecisionsKept, cfg.ChangeDecisionsKept, 4*cfg.ChangeDecisionsKept, s.stagedAdmissions)
 	gate, err := admitd.New(cfg.Node.Raft(), cfg.Node.FSM(),
 		admitd.WithEngine(cfg.Engine), admitd.WithLogger(cfg.Logger), admitd.WithCollect(cfg.Collect),
 		admitd.WithStaging(cfg.Staging), admitd.WithDryRun(cfg.DryRun), admitd.WithMaxAttempts(cfg.MaxAttempts),
@@ -143,7 +157,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
 	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
 	mux.HandleFunc("GET /v1/admissions/{id}", s.guard(s.handleAdmissionStatus))
-	mux.HandleFunc("POST "+AdmittedPath, s.guard(s.handleAdmitted))
+	// Not guarded: the leader never sends the token to a candidate; with
+	// one configured the body carries a proof of the admission (fence.go).
+	mux.HandleFunc("POST "+AdmittedPath, s.handleAdmitted)
 	if s.cfg.DebugEndpoints {
 		mux.HandleFunc("POST /v1/debug/fill", s.guard(s.handleFill))
 	}
@@ -319,6 +335,18 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // recorded keeps a decision the gate made and feeds the operators' trail.
 func (s *Server) recorded(d *admission.Decision, via string) {
-	s.decisions.add(d)
+	s.decisions.add(d, via)
 	s.ops.recorded(d, via)
+}
+
+// stagedAdmissions are the admission ids staged in the replicated state:
+// their decisions are kept past ChangeDecisionsKept.
+func (s *Server) stagedAdmissions() map[string]bool {
+	ids := map[string]bool{}
+	for _, st := range s.node.Staged() {
+		if st.AdmissionID != "" {
+			ids[st.AdmissionID] = true
+		}
+	}
+	return ids
 }
