@@ -671,6 +671,12 @@ func TestGatePromoterStartsAndStopsWithLeadership(t *testing.T) {
 	f.becomeLeader()
 	f.replicateTo(t, c.id, c.addr())
 	gateEventually(t, "the candidate is promoted", func() bool { return f.suffrage(c.id) == "Voter" })
+	// The decision is recorded once the change and its metadata are done,
+	// a moment after raft's configuration shows the voter.
+	gateEventually(t, "the promotion is recorded", func() bool {
+		_, ok := rec.find("promotion", func(x *Decision) bool { return x.Applied != nil })
+		return ok
+	})
 	promoted, ok := rec.find("promotion", func(x *Decision) bool { return x.Applied != nil })
 	if !ok || !promoted.Allowed || promoted.AdmissionID != admission || promoted.Applied.Suffrage != facts.Voter {
 		t.Fatalf("promotion decision %+v (%v), want an applied allow of admission %s", promoted, ok, admission)
