@@ -25,13 +25,13 @@ func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status,
 	st := &admission.Status{AdmissionID: id, Decisions: s.admissionDecisions(id)}
 	if sp, ok := s.gate.ProgressOf(id); ok {
 		st.State, st.Candidate, st.Progress = admission.StateStaged, sp.Candidate, &sp
-		return st, nil
+		return s.promotedYet(r, st)
 	}
 	for cid, stage := range s.node.Staged() {
 		if stage.AdmissionID == id { // staged, not yet checked by this leader
 			st.State = admission.StateStaged
 			st.Candidate = facts.Candidate{ID: cid, RaftAddr: stage.RaftAddr, APIURL: stage.APIURL}
-			return st, nil
+			return s.promotedYet(r, st)
 		}
 	}
 	if len(st.Decisions) == 0 {
@@ -44,6 +44,16 @@ func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status,
 		return nil, err
 	}
 	st.State = settledState(st.Decisions, suffrage, present)
+	return st, nil
+}
+
+// promotedYet answers a staged admission from the configuration once it
+// has moved: the promotion commits a moment before the stage record ends.
+func (s *Server) promotedYet(r *http.Request, st *admission.Status) (*admission.Status, error) {
+	suffrage, present, err := s.node.HasMember(r.Context(), st.Candidate.ID, st.Candidate.RaftAddr)
+	if err == nil && present && suffrage == facts.Voter {
+		st.State, st.Progress = admission.StatePromoted, nil
+	}
 	return st, nil
 }
 
