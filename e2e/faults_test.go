@@ -175,11 +175,8 @@ func leaderCrashAfterCommit(t *testing.T, point string) {
 		if r.status != http.StatusBadRequest || !namesItself(r) {
 			t.Fatalf("second request, decided by c4 itself: %d %s, want 400", r.status, r.body)
 		}
-	} else {
-		if r.status != http.StatusForbidden || !r.decision.Permanent {
-			t.Fatalf("second request: %d %s, want a permanent 403", r.status, r.body)
-		}
-		requireDenied(t, r.decision, "init_state", "ALREADY_INITIALIZED")
+	} else if r.status != http.StatusOK || r.decision.AlreadyMember != "voter" || r.decision.Applied != nil {
+		t.Fatalf("second request: %d %s, want 200 already a voter, nothing applied", r.status, r.body)
 	}
 	if again := mustCluster(t, leader); again.ConfigIndex != cl.ConfigIndex {
 		t.Errorf("config index moved from %d to %d", cl.ConfigIndex, again.ConfigIndex)
@@ -454,6 +451,8 @@ func checkAdmittedOnce(t *testing.T, id string, outs []outcome, indexes map[uint
 				t.Errorf("%s and %s applied at the same index %d", other, id, d.Applied.Index)
 			}
 			indexes[d.Applied.Index] = id
+		case o.final.status == http.StatusOK && d.AlreadyMember != "" && d.Applied == nil:
+			// Another request added it first: asking again is answered so.
 		case o.final.status == http.StatusForbidden && d.Permanent &&
 			(slices.Contains(d.denyCodes("init_state"), "ALREADY_INITIALIZED") || slices.Contains(d.denyCodes("topology"), "DUPLICATE_ID")),
 			namesItself(o.final):
@@ -573,4 +572,32 @@ func removeMember(t *testing.T, n *node, id string) {
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &rm) != nil || rm.Candidate.ID != id || !rm.Allowed || rm.Removed == nil || !rm.Tombstoned {
 		t.Fatalf("remove %s: %d %s", id, resp.StatusCode, body)
 	}
+}
+
+// 1c. A follower forwards an admission; the leader adds the candidate and
+// dies before it answers. The follower cannot know the outcome and says so
+// (OUTCOME_UNKNOWN, not FORWARD_FAILED); `admitd join` asks again once a
+// leader is back, and the answer is "already a member": exit 0, the
+// candidate in the configuration exactly once.
+func TestFaultForwardedAddCommittedThenSettled(t *testing.T) {
+	t.Parallel()
+	nodes := newClusterFrom(t, opts{id: "n1", env: crashAt("admit/after-add")}, "n2", "n3")
+	n1, n2 := nodes[0], nodes[1]
+	requireLeader(t, n1, nodes...)
+	c := startNode(t, opts{id: "c4"})
+	cand := c.candidate()
+	res, err := runCLI("join", "--server", n2.url, "--id", cand.ID, "--raft-addr", cand.RaftAddr,
+		"--api-url", cand.APIURL, "--timeout", "45s", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireCrash(t, n1, "admit/after-add")
+	if res.code != 0 || !strings.Contains(res.stdout, `"already_member": "voter"`) {
+		t.Fatalf("join exit %d\nstdout %s\nstderr %s", res.code, res.stdout, res.stderr)
+	}
+	if !strings.Contains(res.stderr, "OUTCOME_UNKNOWN") {
+		t.Errorf("the follower's answer was not OUTCOME_UNKNOWN:\n%s", res.stderr)
+	}
+	leader := waitLeader(t, n2, nodes[2], c)
+	requireServers(t, mustCluster(t, leader), "c4", "n1", "n2", "n3")
 }

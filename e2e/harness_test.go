@@ -316,20 +316,22 @@ type stage struct {
 }
 
 type decision struct {
-	DecisionID  string          `json:"decision_id"`
-	AdmissionID string          `json:"admission_id"`
-	Phase       string          `json:"phase"`
-	Allowed     bool            `json:"allowed"`
-	Enforced    bool            `json:"enforced"`
-	Reason      string          `json:"reason"`
-	Permanent   bool            `json:"permanent"`
-	Candidate   candidate       `json:"candidate"`
-	Stages      []stage         `json:"stages"`
-	DecidedBy   string          `json:"decided_by"`
-	ConfigIndex uint64          `json:"config_index"`
-	Applied     *applied        `json:"applied"`
-	Removed     *applied        `json:"removed"`
-	Facts       json.RawMessage `json:"facts"`
+	DecisionID  string    `json:"decision_id"`
+	AdmissionID string    `json:"admission_id"`
+	Phase       string    `json:"phase"`
+	Allowed     bool      `json:"allowed"`
+	Enforced    bool      `json:"enforced"`
+	Reason      string    `json:"reason"`
+	Permanent   bool      `json:"permanent"`
+	Candidate   candidate `json:"candidate"`
+	Stages      []stage   `json:"stages"`
+	DecidedBy   string    `json:"decided_by"`
+	ConfigIndex uint64    `json:"config_index"`
+	Applied     *applied  `json:"applied"`
+	Removed     *applied  `json:"removed"`
+	// AlreadyMember: asked again for a member at its own address.
+	AlreadyMember string          `json:"already_member"`
+	Facts         json.RawMessage `json:"facts"`
 }
 
 type applied struct {

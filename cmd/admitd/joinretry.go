@@ -66,6 +66,10 @@ func retryWhy(d *admission.Decision, err error) string {
 	switch {
 	case err == nil && d != nil && !d.Allowed && !d.Permanent:
 		return "denied for now (" + d.Reason + ")"
+	case errors.As(err, &se) && se.Status == http.StatusBadGateway && se.Code == "FORWARD_FAILED":
+		// The node asked knows a leader it cannot reach: one that just
+		// died, until an election tells it otherwise.
+		return "the leader it knows did not answer (" + se.Code + ")"
 	case errors.As(err, &se) && se.Status == http.StatusServiceUnavailable:
 		// OUTCOME_UNKNOWN too: asking again is safe, the answer then says
 		// whether the candidate is already a member.
