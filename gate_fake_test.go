@@ -759,6 +759,10 @@ func TestGateNewLeaderResumesStage(t *testing.T) {
 
 	f2.replicateTo(t, c.id, c.addr())
 	gateEventually(t, "n2 promotes the candidate", func() bool { return f2.suffrage(c.id) == "Voter" })
+	gateEventually(t, "n2 records the promotion", func() bool { // a moment after the configuration
+		_, ok := rec2.find("promotion", func(x *Decision) bool { return x.Applied != nil && x.Allowed })
+		return ok
+	})
 	for _, x := range rec2.all("promotion") {
 		if x.AdmissionID != d.AdmissionID || x.DecidedBy != "n2" {
 			t.Fatalf("n2's promote decision %s: admission %q decided by %q, want %q by n2", x.DecisionID, x.AdmissionID, x.DecidedBy, d.AdmissionID)

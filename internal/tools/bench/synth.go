@@ -23,16 +23,13 @@ func withServers(facts []byte, n int) ([]byte, error) {
 	}
 	leader, _ := topo["leader"].(map[string]any)
 	servers := make([]any, 0, n)
-	servers = append(servers, map[string]any{
-		"id": leader["id"], "address": leader["address"], "suffrage": "voter", "healthy": true,
-	})
+	server := func(id, addr any) map[string]any {
+		return map[string]any{"id": id, "address": addr, "suffrage": "voter", "healthy": true,
+			"canonical_addresses": []any{addr}, "address_error": "", "last_index": 0, "lag": 0}
+	}
+	servers = append(servers, server(leader["id"], leader["address"]))
 	for i := 2; i <= n; i++ {
-		servers = append(servers, map[string]any{
-			"id":       fmt.Sprintf("s%03d", i),
-			"address":  fmt.Sprintf("10.9.%d.%d:7401", i/250, i%250+1),
-			"suffrage": "voter",
-			"healthy":  true,
-		})
+		servers = append(servers, server(fmt.Sprintf("s%03d", i), fmt.Sprintf("10.9.%d.%d:7401", i/250, i%250+1)))
 	}
 	topo["servers"] = servers
 	return json.Marshal(doc)
