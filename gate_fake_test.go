@@ -803,6 +803,10 @@ func TestGatePromotionRacedRetries(t *testing.T) {
 	if !ok || failed.AdmissionID != d.AdmissionID || !strings.Contains(failed.Reason, "not promoted (the next round tries again)") {
 		t.Fatalf("failed promotion %+v (%v)", failed, ok)
 	}
+	gateEventually(t, "the promotion is recorded", func() bool {
+		_, ok := rec.find("promotion", func(x *Decision) bool { return x.Applied != nil })
+		return ok
+	})
 	done, ok := rec.find("promotion", func(x *Decision) bool { return x.Applied != nil })
 	if !ok || done.AdmissionID != d.AdmissionID || done.ConfigIndex != voters[1].PrevIndex || done.Applied.Index != voters[1].Index {
 		t.Fatalf("applied promotion %+v (%v), add %+v", done, ok, voters[1])
