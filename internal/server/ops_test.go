@@ -76,8 +76,22 @@ func newTestNode(t *testing.T, id string, bootstrap, fence bool, adjust func(*se
 	return &testNode{node: node, srv: srv, http: hs}
 }
 
+// shipped is the shipped set loaded and tested once per test process: an
+// engine is immutable and safe to share, and running its tests for every
+// node made this package slow under -race.
+var shipped = sync.OnceValues(func() (*admission.Engine, error) {
+	return admission.LoadWith(context.Background(), admission.DirSource("../../policies"), admission.Options{RunTests: true})
+})
+
 func loadDir(t *testing.T, dir string) *admission.Engine {
 	t.Helper()
+	if dir == "../../policies" {
+		e, err := shipped()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
 	e, err := admission.LoadWith(context.Background(), admission.DirSource(dir), admission.Options{RunTests: true})
 	if err != nil {
 		t.Fatal(err)
