@@ -365,7 +365,10 @@ func TestRaftTruthBareNodeStagedAndPromoted(t *testing.T) {
 			x := st.Decisions[0]
 			last = fmt.Sprintf("%s allowed=%v reason=%q", x.Phase, x.Allowed, x.Reason)
 		}
-		return done && c.suffrage(bare.id) == "voter",
+		// The status says promoted as soon as the configuration does; the
+		// promotion's decision is recorded a moment later.
+		recorded := slices.ContainsFunc(st.Decisions, func(x decision) bool { return x.Phase == "promote" && x.Applied != nil })
+		return done && recorded && c.suffrage(bare.id) == "voter",
 			fmt.Sprintf("state %s, %s %q, newest decision %s; %s", st.State, bare.id, c.suffrage(bare.id), last, bare)
 	})
 

@@ -305,7 +305,8 @@ func TestStagedSurvivesLeaderFailover(t *testing.T) {
 	eventually(t, "n4 promoted by the new leader", func() (bool, string) {
 		l := waitLeader(t, append(rest, n4)...)
 		st = getAdmission(t, l, d.AdmissionID)
-		return st.State == "promoted", st.State
+		// promoted shows once the configuration does; its decision follows.
+		return st.State == "promoted" && len(st.Decisions) > 0 && st.Decisions[0].Applied != nil, st.State
 	})
 	if p := st.Decisions[0]; p.Phase != "promote" || p.AdmissionID != d.AdmissionID || p.Applied == nil {
 		t.Fatalf("newest decision %+v: want the promotion under admission %s", p, d.AdmissionID)

@@ -92,7 +92,11 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if len(st.Decisions) == 0 { // settled by an earlier leader
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s was %s; the decision is in the log of the leader that made it\n", d.Candidate.ID, st.State)
 	}
-	if err := show(cmd, f.output, last(st, d)); err != nil || st.State == admission.StatePromoted {
+	if st.State == admission.StatePromoted {
+		// The configuration says voter; its decision may be a moment behind.
+		return render.Decision(cmd.OutOrStdout(), f.output, last(st, d))
+	}
+	if err := show(cmd, f.output, last(st, d)); err != nil {
 		return err
 	}
 	return &exitCode{code: exitDenied}
