@@ -92,9 +92,13 @@ func runJoin(cmd *cobra.Command, f joinFlags) error {
 	if len(st.Decisions) == 0 { // settled by an earlier leader
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s was %s; the decision is in the log of the leader that made it\n", d.Candidate.ID, st.State)
 	}
-	if st.State == admission.StatePromoted {
-		// The configuration says voter; its decision may be a moment behind.
-		return render.Decision(cmd.OutOrStdout(), f.output, last(st, d))
+	if newest := last(st, d); st.State == admission.StatePromoted {
+		if newest.Applied == nil || newest.Applied.Suffrage != facts.Voter {
+			// The configuration says voter; its decision is a moment behind.
+			fmt.Fprintf(cmd.OutOrStdout(), "%s promoted to voter (admission %s)\n", d.Candidate.ID, d.AdmissionID)
+			return nil
+		}
+		return render.Decision(cmd.OutOrStdout(), f.output, newest)
 	}
 	if err := show(cmd, f.output, last(st, d)); err != nil {
 		return err
