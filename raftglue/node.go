@@ -9,9 +9,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -33,6 +36,13 @@ type Node struct {
 	meta  *metadb.BoltMetaDB
 	lock  *os.File
 
+	// lost is why this node is held behind its fence although admitted
+	// (checkState), nil when it is not.
+	lost     atomic.Pointer[string]
+	watching atomic.Bool    // watchAdmission runs
+	stop     chan struct{}  // closed by Shutdown
+	bg       sync.WaitGroup // watchAdmission
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -43,7 +53,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, kv: newKVFSM()}
+	n := &Node{cfg: cfg, kv: newKVFSM(), stop: make(chan struct{})}
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -61,21 +71,46 @@ func (n *Node) open() error {
 	if n.lock, err = lockDir(n.cfg.DataDir); err != nil {
 		return err
 	}
-	// raft-wal v0.4.0's Close does not close its bolt meta store, whose file
-	// lock would then block the next Open forever; own it and close it.
-	n.meta = &metadb.BoltMetaDB{}
-	wal, err := raftwal.Open(walDir, raftwal.WithLogger(log.Named("wal")), raftwal.WithMetaStore(n.meta),
-		raftwal.WithSegmentSize(n.cfg.WALSegmentBytes))
-	if err != nil {
-		return fmt.Errorf("raftglue: open wal: %w", err)
+	// Local damage is found before raft reads anything (health.go).
+	if err := n.verifyWAL(walDir); err != nil {
+		return err
 	}
-	n.wal = wal
+	snapInfo, err := n.checkSnapshots()
+	if err != nil {
+		return err
+	}
+	if err := n.openWAL(walDir); err != nil {
+		return err
+	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(n.cfg.DataDir, n.cfg.SnapshotRetain, log.Named("snapshot"))
 	if err != nil {
 		return fmt.Errorf("raftglue: open snapshots: %w", err)
 	}
-	if n.hadState, err = raft.HasExistingState(wal, wal, snaps); err != nil {
+	if n.hadState, err = raft.HasExistingState(n.wal, n.wal, snaps); err != nil {
 		return fmt.Errorf("raftglue: read state: %w", err)
+	}
+	bounds, err := readLogBounds(n.wal)
+	if err != nil {
+		return n.damaged("reading the raft log in %s: %v", walDir, err)
+	}
+	note, rec, err := n.readAdmission()
+	if err != nil {
+		return fmt.Errorf("raftglue: reading the admission record: %w", err)
+	}
+	lost, err := n.checkState(walDir, bounds, snapInfo, rec)
+	if err != nil {
+		return err
+	}
+	if lost != "" {
+		if !n.cfg.Fence {
+			return fmt.Errorf("%w: %s; with no fence to hold it, it does not start: %s", ErrLostLog, lost, remedy(n.cfg.ID, n.cfg.DataDir))
+		}
+		// Held, not refused: without raft state it has no configuration and
+		// never campaigns, its API stays up for the operator and the
+		// leader's health check, and once removed it can be admitted anew.
+		log.Error(fmt.Sprintf("%s: this node's raft log is gone or older than its admission; it stays fenced: %s", n.cfg.DataDir, remedy(n.cfg.ID, n.cfg.DataDir)),
+			"data_dir", n.cfg.DataDir, "evidence", lost)
+		n.lost.Store(&lost)
 	}
 	// A nil advertise address makes raft advertise the listener's address,
 	// which carries the real port when RaftAddr asked for port 0.
@@ -83,16 +118,66 @@ func (n *Node) open() error {
 	if err != nil {
 		return fmt.Errorf("raftglue: listen %s: %w", n.cfg.RaftAddr, err)
 	}
-	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence || n.admitted())
+	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence || rec != nil && lost == "")
 	n.addr = string(n.trans.LocalAddr())
 	wrapped := WrapFSM(n.kv)
-	r, err := raft.NewRaft(n.cfg.raftConfig(), wrapped, wal, wal, snaps, n.trans)
+	if err := n.startRaft(wrapped, snaps, snapInfo, walDir); err != nil {
+		return err
+	}
+	n.Host, err = NewHost(n.raft, wrapped, HostOptions{ID: n.cfg.ID, APIURL: n.cfg.APIURL, ApplyTimeout: n.cfg.ApplyTimeout})
 	if err != nil {
+		return err
+	}
+	if rec != nil && !rec.Synced && lost == "" {
+		n.watchAdmission(note)
+	}
+	return nil
+}
+
+// openWAL opens the log store; a panic in it (a damaged meta store) is an
+// error.
+func (n *Node) openWAL(walDir string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = n.damaged("opening the raft log in %s panicked: %v", walDir, p)
+		}
+	}()
+	// raft-wal v0.4.0's Close does not close its bolt meta store, whose file
+	// lock would then block the next Open forever; own it and close it.
+	n.meta = &metadb.BoltMetaDB{}
+	wal, err := raftwal.Open(walDir, raftwal.WithLogger(n.cfg.Logger.Named("wal")), raftwal.WithMetaStore(n.meta),
+		raftwal.WithSegmentSize(n.cfg.WALSegmentBytes))
+	if err != nil {
+		return n.damaged("opening the raft log in %s: %v", walDir, err)
+	}
+	n.wal = wal
+	return nil
+}
+
+// startRaft runs raft.NewRaft, which panics on a log entry it cannot read;
+// that panic, and its errors on the data, become one error naming the file.
+func (n *Node) startRaft(fsm raft.FSM, snaps raft.SnapshotStore, snapInfo snapshotInfo, walDir string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = n.recovered("starting raft", p, walDir)
+		}
+	}()
+	r, err := raft.NewRaft(n.cfg.raftConfig(), fsm, n.wal, n.wal, snaps, n.trans)
+	switch {
+	case err != nil && strings.HasPrefix(err.Error(), "failed to load any existing snapshots"):
+		return n.damaged("no snapshot in %s could be restored (%v)", snapInfo.dir, err)
+	case err != nil && (strings.HasPrefix(err.Error(), "failed to find last log") || strings.HasPrefix(err.Error(), "failed to get last log")):
+		return n.damaged("raft could not read its log in %s: %v", segmentFor(walDir, n.lastWALIndex()), err)
+	case err != nil:
 		return fmt.Errorf("raftglue: start raft: %w", err)
 	}
 	n.raft = r
-	n.Host, err = NewHost(r, wrapped, HostOptions{ID: n.cfg.ID, APIURL: n.cfg.APIURL, ApplyTimeout: n.cfg.ApplyTimeout})
-	return err
+	return nil
+}
+
+func (n *Node) lastWALIndex() uint64 {
+	last, _ := n.wal.LastIndex()
+	return last
 }
 
 // closeStores releases what a failed Open had already opened.
@@ -113,9 +198,12 @@ func (n *Node) closeStores() {
 // safe to call more than once.
 func (n *Node) Shutdown() error {
 	n.shutdownOnce.Do(func() {
+		close(n.stop)
+		n.bg.Wait()
 		var errs []error
 		if n.raft != nil {
 			errs = append(errs, n.raft.Shutdown().Error())
+			n.recordLastSeen()
 		}
 		errs = append(errs, n.trans.Close(), n.wal.Close(), n.meta.Close())
 		unlockDir(n.lock)
@@ -130,6 +218,11 @@ func (n *Node) Shutdown() error {
 func (n *Node) Bootstrap(ctx context.Context) error {
 	if n.hadState {
 		return ErrHasState
+	}
+	if lost := n.lost.Load(); lost != nil {
+		// A new cluster at a member's address, made of a lost member's
+		// data directory, is the split its fence is there to prevent.
+		return fmt.Errorf("%w: %s; not bootstrapping: %s", ErrLostLog, *lost, remedy(n.cfg.ID, n.cfg.DataDir))
 	}
 	n.trans.open.Store(true)
 	conf := raft.Configuration{Servers: []raft.Server{{
@@ -150,16 +243,34 @@ func (n *Node) Bootstrap(ctx context.Context) error {
 // OpenFence lets raft RPCs in: a leader has admitted this node. The
 // admission (note, say who admitted it) is kept in the data directory
 // first, so a restart before the log arrives keeps the fence open; a wiped
-// directory loses it with everything else.
+// directory loses it with everything else. Once the log arrives the record
+// is tied to it (watchAdmission), so a restart that finds the log gone
+// keeps the fence closed. An admission is a new start: the records of any
+// earlier log in this directory (lastSeenFile) are dropped with it.
 func (n *Node) OpenFence(note []byte) error {
 	if !n.Fenced() {
 		return nil
 	}
-	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, admittedFile), note, 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, admittedFile), note); err != nil {
 		return fmt.Errorf("raftglue: recording the admission: %w", err)
 	}
+	if err := os.Remove(filepath.Join(n.cfg.DataDir, lastSeenFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("raftglue: dropping the record of an earlier log: %w", err)
+	}
+	n.lost.Store(nil)
 	n.trans.open.Store(true)
+	n.watchAdmission(note)
 	return nil
+}
+
+// LostLog says why this node is held behind its fence although it had been
+// admitted (its raft log is gone), nil when it is not.
+func (n *Node) LostLog() error {
+	lost := n.lost.Load()
+	if !n.Fenced() || lost == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrLostLog, *lost)
 }
 
 // admittedFile records, in the data directory, that a leader admitted
