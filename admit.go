@@ -232,9 +232,7 @@ func (g *Gate) alreadyMember(ctx context.Context, req Request) *Decision {
 	if i < 0 {
 		return nil
 	}
-	cfg := g.collectConfig()
-	a := facts.ProbeRaftRPCFrom(ctx, c.RaftAddr, cfg.ProbeAs)
-	if !a.Answered || a.ID != c.ID || cc.Term == 0 || a.Term != cc.Term {
+	if !g.answersInTerm(ctx, c, cc.Term) {
 		return nil
 	}
 	s := cc.Servers[i]
@@ -244,4 +242,26 @@ func (g *Gate) alreadyMember(ctx context.Context, req Request) *Decision {
 		Timestamp: time.Now().UTC().Format(time.RFC3339Nano)}
 	g.record(d, "admission")
 	return d
+}
+
+// memberGrace bounds how long a member just added may take to hear its
+// first heartbeat (until then it answers term 0, as a wiped node would).
+const memberGrace = time.Second
+
+// answersInTerm probes c until it answers as itself in term, for at most
+// memberGrace: a wiped node behind its fence never does.
+func (g *Gate) answersInTerm(ctx context.Context, c Candidate, term uint64) bool {
+	cfg := g.collectConfig()
+	deadline := time.Now().Add(memberGrace)
+	for term > 0 && ctx.Err() == nil {
+		a := facts.ProbeRaftRPCFrom(ctx, c.RaftAddr, cfg.ProbeAs)
+		switch {
+		case a.Answered && a.ID == c.ID && a.Term == term:
+			return true
+		case !a.Answered || a.ID != c.ID || a.Term != 0 || time.Now().After(deadline):
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
