@@ -86,6 +86,13 @@ func blockingHandler(t *testing.T) (http.HandlerFunc, func()) {
 // raftListener accepts TCP connections and closes them at once.
 func raftListener(t *testing.T) string {
 	t.Helper()
+	return closingListener(t, "")
+}
+
+// closingListener writes payload (maybe none) to every connection it
+// accepts and closes it, until the test ends.
+func closingListener(t *testing.T, payload string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +103,9 @@ func raftListener(t *testing.T) string {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if payload != "" {
+				_, _ = c.Write([]byte(payload))
 			}
 			c.Close()
 		}

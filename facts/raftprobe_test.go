@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -165,23 +164,7 @@ func rpcProbeUnchanged(t *testing.T, n *rpcProbeNode, before rpcProbeState) {
 // rpcProbeGarbageListener writes payload to every connection and closes it.
 func rpcProbeGarbageListener(t *testing.T, payload string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			_, _ = c.Write([]byte(payload))
-			c.Close()
-		}
-	})
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
+	return closingListener(t, payload)
 }
 
 // rpcProbeRefusingServer is a raft transport whose every RPC is answered
