@@ -2,7 +2,6 @@ package admitd
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -53,14 +52,14 @@ func (g *Gate) Change(ctx context.Context, req ChangeRequest) (*Decision, error)
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Admit)
 	defer cancel()
 	for attempt := 1; attempt <= g.cfg.maxAttempts; attempt++ {
-		d, err := g.decideChange(ctx, req)
+		d, was, err := g.decideChange(ctx, req)
 		if err != nil || !d.Allowed || req.DryRun {
 			if d != nil {
 				g.record(d, "removal")
 			}
 			return d, err
 		}
-		err = g.applyChange(ctx, d, req)
+		err = g.applyChange(ctx, d, req, was)
 		if errors.Is(err, raftglue.ErrConfigChanged) {
 			d.Reason = "allowed, but the configuration changed before the change; deciding again on fresh facts"
 			g.record(d, "removal")
@@ -93,10 +92,11 @@ func (g *Gate) checkChange(req ChangeRequest) error {
 	return nil
 }
 
-// decideChange gathers the topology and evaluates the remove pipeline.
-func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (*Decision, error) {
+// decideChange gathers the topology and evaluates the remove pipeline; was
+// is the member's suffrage in those facts ("" when it is none).
+func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (d *Decision, was string, err error) {
 	if err := g.host.CheckFSM(ctx); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	change := facts.ChangeRemove
 	if req.Demote {
@@ -115,12 +115,11 @@ func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (*Decision, 
 	g.metrics.observeFacts(doc)
 	in, err := admission.InputFromDocument(doc)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var d *Decision
 	if req.Override != nil {
 		if d, err = eng.EvaluateOverride(ctx, in, *req.Override); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		g.log.Warn("membership change under an operator's override", "candidate", req.ID, "change", change,
 			"codes", req.Override.Codes, "reason", req.Override.Reason, "allowed", d.Allowed)
@@ -131,7 +130,7 @@ func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (*Decision, 
 		eng.Explain(ctx, in, d)
 	}
 	d.DecidedBy, d.Enforced = g.host.ID(), !req.DryRun
-	return d, nil
+	return d, suffrageOf(doc.Topology, req.ID), nil
 }
 
 // member is id's server in the committed configuration, with its API URL.
@@ -149,7 +148,7 @@ func (g *Gate) member(ctx context.Context, id string) (Candidate, bool) {
 }
 
 // applyChange makes an allowed removal or demotion with the facts' index.
-func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest) error {
+func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest, was string) error {
 	grant, ok := d.Grant()
 	if !ok {
 		return errInternalNoGrant
@@ -163,11 +162,11 @@ func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest) 
 	index, err := change(applyCtx, grant)
 	switch {
 	case err == nil, errors.Is(err, raftglue.ErrMetadataNotApplied):
-		return g.changed(d, req, index, err == nil)
+		return g.changed(d, req, was, index, err == nil)
 	case errors.Is(err, raftglue.ErrConfigChanged):
 		return err
 	case errors.Is(err, raftglue.ErrLeadershipLost), errors.Is(err, raftglue.ErrTimeout):
-		return g.settleChange(ctx, d, req, err, want)
+		return g.settleChange(ctx, d, req, was, err, want)
 	}
 	g.metrics.configChange("failed")
 	return err
@@ -175,12 +174,12 @@ func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest) 
 
 // changed records an applied removal (tombstoned unless its metadata
 // commit failed) or demotion.
-func (g *Gate) changed(d *Decision, req ChangeRequest, index uint64, recorded bool) error {
+func (g *Gate) changed(d *Decision, req ChangeRequest, was string, index uint64, recorded bool) error {
 	if req.Demote {
 		d.Applied = &admission.Applied{Suffrage: facts.Nonvoter, Index: index}
 		g.metrics.configChange("demoted")
 	} else {
-		d.Removed = &admission.Applied{Suffrage: suffrageIn(d, req.ID), Index: index}
+		d.Removed = &admission.Applied{Suffrage: was, Index: index}
 		d.Tombstoned = recorded
 		g.metrics.configChange("removed")
 		if !recorded {
@@ -194,13 +193,13 @@ func (g *Gate) changed(d *Decision, req ChangeRequest, index uint64, recorded bo
 // settleChange reads the committed configuration after a change whose
 // outcome leadership loss or a deadline left unknown: want is the
 // suffrage the member should now have ("" for absent).
-func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest, cause error, want string) error {
+func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest, was string, cause error, want string) error {
 	suffrage, present, err := "", false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
 	if g.host.IsLeader() {
 		suffrage, present, err = g.host.HasMember(ctx, req.ID, "")
 	}
 	if err == nil && ((want == "" && !present) || (present && suffrage == want)) {
-		return g.changed(d, req, 0, false)
+		return g.changed(d, req, was, 0, false)
 	}
 	d.Reason = fmt.Sprintf("allowed, but not applied: %v", cause)
 	g.record(d, "removal")
@@ -210,13 +209,12 @@ func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest,
 	return fmt.Errorf("%w: %v", raftglue.ErrLeadershipLost, cause)
 }
 
-// suffrageIn is the member's suffrage in the decision's facts.
-func suffrageIn(d *Decision, id string) string {
-	var doc struct{ Topology *facts.Topology }
-	if err := json.Unmarshal(d.Facts, &doc); err != nil || doc.Topology == nil {
+// suffrageOf is id's suffrage in a topology, "" when it is no member.
+func suffrageOf(t *facts.Topology, id string) string {
+	if t == nil {
 		return ""
 	}
-	for _, s := range doc.Topology.Servers {
+	for _, s := range t.Servers {
 		if s.ID == id {
 			return s.Suffrage
 		}
