@@ -43,12 +43,16 @@ func (s *Server) handleChange(w http.ResponseWriter, r *http.Request, demote boo
 			return
 		}
 	}
+	if s.cfg.DryRun && !req.DryRun {
+		req.DryRun = true // --mode dry-run: this node never asks for a change, forwarded or not
+		body = mustJSON(req)
+	}
 	id, ok := s.leaderTargetBody(w, r, body)
 	if !ok {
 		return
 	}
 	d, err := s.gate.Change(r.Context(), admitd.ChangeRequest{ID: id, Demote: demote,
-		DryRun: req.DryRun || s.cfg.DryRun, Explain: req.Explain, Override: req.Override})
+		DryRun: req.DryRun, Explain: req.Explain, Override: req.Override})
 	if err != nil {
 		writeError(w, err)
 		return

@@ -477,3 +477,24 @@ deny contains {"code": "SITE_CLOSED", "message": "the site is closed"} if not al
 		t.Fatalf("want an allow with the site facts in the input, got %s / %s", d.Reason, d.Facts)
 	}
 }
+
+// A follower in dry-run mode forwards a removal to an enforcing leader as a
+// dry run: it never asks for a change, forwarded or not.
+func TestDryRunFollowerForwardsRemovalAsDryRun(t *testing.T) {
+	leader := opsNode(t, "n1", true, nil)
+	follower := opsNode(t, "n2", false, func(c *server.Config) { c.DryRun = true })
+	r := post(t, leader.http.URL+"/v1/admissions", admissionBody(follower.candidate(), false))
+	if r.status != http.StatusOK {
+		t.Fatalf("admitting n2: %d %s", r.status, r.body)
+	}
+	waitKnowsLeader(t, follower, "n1")
+	before := configIndex(t, leader)
+	// 2 voters, both healthy: removing n2 leaves 1 healthy of 1, a quorum.
+	d := wantDecision(t, do(t, http.MethodDelete, follower.http.URL+"/v1/members/n2", nil), http.StatusOK, "")
+	if !d.Allowed || d.Enforced || d.Removed != nil {
+		t.Fatalf("forwarded from a dry-run node: allowed %v enforced %v removed %+v", d.Allowed, d.Enforced, d.Removed)
+	}
+	if configIndex(t, leader) != before {
+		t.Fatal("a dry-run node's forwarded removal changed the configuration")
+	}
+}
