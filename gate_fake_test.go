@@ -697,6 +697,10 @@ func TestGateDeadlinePassedRemoves(t *testing.T) {
 	c.stop()
 
 	gateEventually(t, "the expired non-voter is removed", func() bool { return f.suffrage(c.id) == "" })
+	gateEventually(t, "the removal is recorded", func() bool { // after the change and its metadata
+		_, ok := rec.find("promotion", func(x *Decision) bool { return x.Removed != nil })
+		return ok
+	})
 	removed, ok := rec.find("promotion", func(x *Decision) bool { return x.Removed != nil })
 	if !ok || removed.AdmissionID != d.AdmissionID || removed.Allowed || removed.Removed.Suffrage != facts.Nonvoter {
 		t.Fatalf("removal decision %+v (%v)", removed, ok)
