@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -44,7 +45,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.Execute()
+	err := unknownCommand(root, args)
+	if err == nil {
+		err = root.Execute()
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -69,6 +73,30 @@ func newRoot() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newDemoteCmd(), newClearTombstoneCmd(), newVersionCmd())
 	return root
+}
+
+// unknownCommand makes a command that does not exist a usage error:
+// cobra reports one under the root as a plain error, and answers one under
+// a command group (`completion fish2`) with the group's help and success.
+func unknownCommand(root *cobra.Command, args []string) error {
+	if len(args) > 0 && strings.HasPrefix(args[0], cobra.ShellCompRequestCmd) {
+		return nil
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd(args...)
+	cmd, rest, err := root.Find(args)
+	if err != nil {
+		return usageErr(err)
+	}
+	if cmd.Runnable() || !cmd.HasSubCommands() {
+		return nil
+	}
+	for _, a := range rest {
+		if !strings.HasPrefix(a, "-") {
+			return usageErr(fmt.Errorf("unknown command %q for %q (see %s --help)", a, cmd.CommandPath(), cmd.CommandPath()))
+		}
+	}
+	return nil
 }
 
 // exactArgs makes wrong positional arguments a usage error.
