@@ -17,6 +17,10 @@ type Config struct {
 	APIURL   string // this node's admitd API, registered in the FSM
 	DataDir  string // holds wal/ and snapshots/
 	Logger   hclog.Logger
+	// FSM is the application state the node replicates beside admitd's,
+	// wrapped with WrapFSM like any host's. Nil: none; the daemon's only
+	// state is admitd's.
+	FSM raft.FSM
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration

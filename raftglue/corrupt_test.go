@@ -15,7 +15,7 @@ func putN(t *testing.T, n *Node, from, count int) {
 	t.Helper()
 	ctx := testCtx(t)
 	for i := from; i < from+count; i++ {
-		if err := n.Put(ctx, fmt.Sprintf("k%02d", i), fmt.Sprintf("value-%02d", i)); err != nil {
+		if err := put(n, ctx, fmt.Sprintf("k%02d", i), fmt.Sprintf("value-%02d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -169,7 +169,7 @@ func TestCorruptNoneOnHealthyDir(t *testing.T) {
 	}
 	big := strings.Repeat("x", 1024)
 	for i := range 200 { // several segments
-		if err := n.Put(testCtx(t), fmt.Sprint("big", i), big); err != nil {
+		if err := put(n, testCtx(t), fmt.Sprint("big", i), big); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -178,5 +178,5 @@ func TestCorruptNoneOnHealthyDir(t *testing.T) {
 	}
 	n = mustRestartAfter(t, n, nil)
 	eventually(t, "leads again", n.IsLeader)
-	eventually(t, "the entries after the snapshot replayed", func() bool { v, _ := n.Get("big199"); return v == big })
+	eventually(t, "the entries after the snapshot replayed", func() bool { v, _ := get(n, "big199"); return v == big })
 }

@@ -6,7 +6,6 @@ package raftglue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -30,7 +29,7 @@ type Node struct {
 
 	*Host // admitd's side of this node's raft
 	raft  *raft.Raft
-	kv    *kvFSM // the daemon's own replicated state, wrapped like any host's
+	app   raft.FSM // Config.FSM, or one that keeps nothing
 	trans *fencedTransport
 	wal   *raftwal.WAL
 	meta  *metadb.BoltMetaDB
@@ -53,7 +52,10 @@ func Open(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, kv: newKVFSM(), stop: make(chan struct{})}
+	n := &Node{cfg: cfg, app: cfg.FSM, stop: make(chan struct{})}
+	if n.app == nil {
+		n.app = noFSM{}
+	}
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -120,7 +122,7 @@ func (n *Node) open() error {
 	}
 	n.trans = newFencedTransport(tcp, n.hadState || !n.cfg.Fence || rec != nil && lost == "")
 	n.addr = string(n.trans.LocalAddr())
-	wrapped := WrapFSM(n.kv)
+	wrapped := WrapFSM(n.app)
 	if err := n.startRaft(wrapped, snaps, snapInfo, walDir); err != nil {
 		return err
 	}
@@ -286,15 +288,10 @@ func (n *Node) admitted() bool {
 // Fenced says whether raft RPCs are still refused.
 func (n *Node) Fenced() bool { return !n.trans.open.Load() }
 
-// Put replicates key=value through the log as a host command (not an
-// admitd one). Leader only. It exists to put load on the log in tests and
-// benchmarks.
-func (n *Node) Put(ctx context.Context, key, value string) error {
-	data, err := json.Marshal(kvCommand{Key: key, Value: value})
-	if err != nil {
-		return err
-	}
-	_, _, err = n.await(ctx, func(timeout time.Duration) raft.IndexFuture { return n.raft.Apply(data, timeout) })
+// Apply replicates an application command (not an admitd one) through
+// the log, for Config.FSM. Leader only.
+func (n *Node) Apply(ctx context.Context, data []byte) error {
+	_, _, err := n.await(ctx, func(timeout time.Duration) raft.IndexFuture { return n.raft.Apply(data, timeout) })
 	return err
 }
 
@@ -316,9 +313,3 @@ func (n *Node) Snapshot() error { return n.raft.Snapshot().Error() }
 func (n *Node) Initialized() bool {
 	return n.hadState || n.raft.LastIndex() > 0 || n.ClusterID() != ""
 }
-
-// Get reads an entry written by Put from the local FSM.
-func (n *Node) Get(key string) (string, bool) { return n.kv.get(key) }
-
-// Entries is the number of distinct keys written by Put.
-func (n *Node) Entries() int { return n.kv.entries() }

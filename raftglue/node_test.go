@@ -37,16 +37,16 @@ func TestOpenResolvesPortZero(t *testing.T) {
 
 func TestThreeNodeReplication(t *testing.T) {
 	nodes := startCluster(t, 3)
-	if err := nodes[0].Put(testCtx(t), "k", "v"); err != nil {
+	if err := put(nodes[0], testCtx(t), "k", "v"); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		eventually(t, n.ID()+" has k=v", func() bool { v, _ := n.Get("k"); return v == "v" })
+		eventually(t, n.ID()+" has k=v", func() bool { v, _ := get(n, "k"); return v == "v" })
 		if got := len(n.Members()); got != 3 {
 			t.Errorf("%s sees %d members, want 3", n.ID(), got)
 		}
 	}
-	if err := nodes[1].Put(testCtx(t), "k", "x"); !errors.Is(err, ErrNotLeader) {
+	if err := put(nodes[1], testCtx(t), "k", "x"); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("put on follower: %v, want ErrNotLeader", err)
 	}
 	// Metadata failures are reported on their own, not as the change's errors.
@@ -71,7 +71,7 @@ func TestRestartKeepsState(t *testing.T) {
 	n := bootstrapNode(t, testConfig(t, "n1"))
 	ctx := testCtx(t)
 	for i := range 5 {
-		if err := n.Put(ctx, fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
+		if err := put(n, ctx, fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +86,7 @@ func TestRestartKeepsState(t *testing.T) {
 	if n.ClusterID() != cid || after.Index != before.Index || len(after.Servers) != 1 || after.Servers[0].APIURL != n.APIURL() {
 		t.Fatalf("after restart: cluster %q config %+v; before: %q %+v", n.ClusterID(), after, cid, before)
 	}
-	if v, _ := n.Get("k4"); v != "4" {
+	if v, _ := get(n, "k4"); v != "4" {
 		t.Fatalf("k4=%q after restart, want 4", v)
 	}
 }
@@ -97,33 +97,33 @@ func TestSnapshotRestore(t *testing.T) {
 	n := bootstrapNode(t, cfg)
 	ctx := testCtx(t)
 	for i := range 40 {
-		if err := n.Put(ctx, fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
+		if err := put(n, ctx, fmt.Sprint("k", i), fmt.Sprint(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := n.Snapshot(); err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}
-	if err := n.Put(ctx, "after", "snap"); err != nil {
+	if err := put(n, ctx, "after", "snap"); err != nil {
 		t.Fatal(err)
 	}
 	cid, before := n.ClusterID(), mustConfig(t, n)
 
 	n = reopen(t, n)
-	if n.ClusterID() != cid || n.Entries() < 40 {
-		t.Fatalf("right after reopen: cluster %q entries %d, want %q and >=40 from the snapshot", n.ClusterID(), n.Entries(), cid)
+	if n.ClusterID() != cid || entries(n) < 40 {
+		t.Fatalf("right after reopen: cluster %q entries %d, want %q and >=40 from the snapshot", n.ClusterID(), entries(n), cid)
 	}
 	eventually(t, "leader after restart", n.IsLeader)
 	if got := mustConfig(t, n); got.Index != before.Index {
 		t.Fatalf("config index %d after restore, want %d", got.Index, before.Index)
 	}
-	eventually(t, "post-snapshot entry replayed", func() bool { v, _ := n.Get("after"); return v == "snap" })
+	eventually(t, "post-snapshot entry replayed", func() bool { v, _ := get(n, "after"); return v == "snap" })
 
 	// A node added now gets the state through InstallSnapshot.
 	n2 := openNode(t, testConfig(t, "n2"))
 	joinVoter(t, n, n2)
 	eventually(t, "n2 restored from snapshot", func() bool {
-		v, _ := n2.Get("k0")
+		v, _ := get(n2, "k0")
 		return v == "0" && n2.ClusterID() == cid && n2.Members()["n2"].APIURL == n2.APIURL()
 	})
 }
@@ -138,5 +138,31 @@ func TestShutdownIdempotent(t *testing.T) {
 	}
 	if n.State() != raft.Shutdown.String() {
 		t.Fatalf("state %s after shutdown", n.State())
+	}
+}
+
+// A node without application state (the daemon's) replicates what it is
+// given, snapshots and restarts with only admitd's state.
+func TestNodeWithoutFSM(t *testing.T) {
+	cfg := testConfig(t, "n1")
+	cfg.FSM = nil
+	n := bootstrapNode(t, cfg)
+	for i := range 5 {
+		if err := n.Apply(testCtx(t), []byte(fmt.Sprint("opaque ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Snapshot(); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	cid := n.ClusterID()
+	cfg = n.cfg
+	cfg.RaftAddr = n.Addr()
+	if err := n.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, cfg)
+	if n.ClusterID() != cid || n.Members()["n1"].APIURL != cfg.APIURL {
+		t.Fatalf("after restart: cluster %q members %v, want %q with n1", n.ClusterID(), n.Members(), cid)
 	}
 }

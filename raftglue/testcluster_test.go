@@ -27,6 +27,7 @@ func testConfig(t *testing.T, id string) Config {
 		APIURL:             fmt.Sprintf("http://%s.test", id),
 		DataDir:            t.TempDir(),
 		Logger:             logger,
+		FSM:                newKVFSM(),
 		HeartbeatTimeout:   100 * time.Millisecond,
 		ElectionTimeout:    100 * time.Millisecond,
 		LeaderLeaseTimeout: 100 * time.Millisecond,
@@ -114,6 +115,7 @@ func reopen(t *testing.T, n *Node) *Node {
 		t.Fatalf("shutdown %s: %v", n.ID(), err)
 	}
 	cfg := n.cfg
+	cfg.FSM = newKVFSM() // a restart starts from an empty state, as a process would
 	cfg.RaftAddr = n.Addr()
 	return openNode(t, cfg)
 }

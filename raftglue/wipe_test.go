@@ -25,6 +25,7 @@ func restartAfter(t *testing.T, n *Node, change func(dir string)) (*Node, error)
 		change(n.cfg.DataDir)
 	}
 	cfg := n.cfg
+	cfg.FSM = newKVFSM() // a restart starts from an empty state, as a process would
 	cfg.RaftAddr = n.Addr()
 	again, err := Open(cfg)
 	if err == nil {
@@ -109,7 +110,7 @@ func staysFenced(t *testing.T, leader, n *Node) {
 		t.Fatalf("%s: fenced %v, lost log %v; want fenced for a lost log", n.ID(), n.Fenced(), n.LostLog())
 	}
 	for i := range 5 {
-		if err := leader.Put(testCtx(t), fmt.Sprint("after-wipe-", i), "v"); err != nil {
+		if err := put(leader, testCtx(t), fmt.Sprint("after-wipe-", i), "v"); err != nil {
 			t.Fatalf("the two other voters stop committing: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond) // heartbeats and append attempts
@@ -133,11 +134,11 @@ func TestWipeWALKeepsFence(t *testing.T) {
 	if n2.Fenced() || n2.LostLog() != nil {
 		t.Fatalf("wal intact: fenced %v, lost %v; want an ordinary restart", n2.Fenced(), n2.LostLog())
 	}
-	if err := leader.Put(testCtx(t), "intact", "v"); err != nil {
+	if err := put(leader, testCtx(t), "intact", "v"); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "n2 catching up after an ordinary restart", func() bool {
-		v, _ := n2.Get("intact")
+		v, _ := get(n2, "intact")
 		return v == "v" && n2.LastIndex() >= leader.LastIndex()
 	})
 

@@ -59,7 +59,7 @@ func (s *Server) handleFill(w http.ResponseWriter, r *http.Request) {
 
 // fill writes the entries from a few workers at once, so raft batches them.
 func (s *Server) fill(ctx context.Context, req FillRequest) (int64, error) {
-	value := strings.Repeat("x", req.ValueBytes)
+	value := []byte(strings.Repeat("x", req.ValueBytes))
 	var next, written atomic.Int64
 	var firstErr error
 	var once sync.Once
@@ -67,7 +67,7 @@ func (s *Server) fill(ctx context.Context, req FillRequest) (int64, error) {
 	for range fillWorkers {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(req.Entries); i = next.Add(1) {
-				if err := s.node.Put(ctx, fmt.Sprintf("fill/%d", i), value); err != nil {
+				if err := s.node.Apply(ctx, value); err != nil {
 					once.Do(func() { firstErr = err })
 					return
 				}

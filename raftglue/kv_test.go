@@ -1,6 +1,7 @@
 package raftglue
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -9,9 +10,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// kvFSM is the daemon's own replicated state: key/values that tests and
-// benchmarks write to give the log some weight. admitd's state is not in
-// it: the daemon wraps it with WrapFSM like any host.
+// kvFSM is the tests' application state: key/values written to give the
+// log some weight and to see it replayed.
 type kvFSM struct {
 	mu sync.RWMutex
 	m  map[string]string
@@ -69,3 +69,18 @@ func (f *kvFSM) entries() int {
 	defer f.mu.RUnlock()
 	return len(f.m)
 }
+
+// put replicates key=value through n's log as an application command.
+func put(n *Node, ctx context.Context, key, value string) error {
+	data, err := json.Marshal(kvCommand{Key: key, Value: value})
+	if err != nil {
+		return err
+	}
+	return n.Apply(ctx, data)
+}
+
+// get reads key from n's application state.
+func get(n *Node, key string) (string, bool) { return n.app.(*kvFSM).get(key) }
+
+// entries is the number of distinct keys in n's application state.
+func entries(n *Node) int { return n.app.(*kvFSM).entries() }
