@@ -1,7 +1,9 @@
-// Package raftglue runs the hashicorp/raft node (TCP transport, raft-wal
-// log store, file snapshots, a JSON FSM) and is the only code in admitd that
-// changes raft membership: AddVoter and AddNonvoter accept nothing but an
-// admission.Grant, applied with the configuration index it was issued at.
+// Package raftglue is the only code in admitd that changes raft membership:
+// AddVoter and AddNonvoter accept nothing but an admission.Grant, applied
+// with the configuration index it was issued at. It also holds the FSM
+// wrapper that carries admitd's state in a host's log (WrapFSM, Host), and
+// a ready-made raft node (Open: TCP transport, raft-wal log store, file
+// snapshots, the raft fence) for hosts without one, such as admitd serve.
 package raftglue
 
 import (
