@@ -35,8 +35,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/admitd/admitd/internal/tools/proc"
 )
 
 type config struct {
@@ -63,10 +66,16 @@ func main() {
 	flag.StringVar(&c.admitdEnv, "admitd-env", "", "comma-separated KEY=VALUE pairs added to the admitd processes' environment (say GOGC=100), to try a tuning")
 	flag.Parse()
 	if err := run(c); err != nil {
+		if interrupted.Load() {
+			os.Exit(130) // it failed because the servers were stopped
+		}
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// interrupted is set on SIGINT or SIGTERM before the servers are stopped.
+var interrupted atomic.Bool
 
 func (c config) want(section string) bool {
 	if c.only == "" {
@@ -90,17 +99,18 @@ func run(c config) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ps := &procs{dir: dir}
+	ps := &servers{Group: &proc.Group{Dir: dir}}
 	if c.admitdEnv != "" {
 		ps.admitdEnv = strings.Split(c.admitdEnv, ",")
 	}
-	defer ps.stopAll()
+	defer ps.StopAll()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	go func() {
 		if _, ok := <-sigs; ok {
-			ps.stopAll()
+			interrupted.Store(true)
+			ps.StopAll()
 			_ = os.RemoveAll(dir)
 			os.Exit(130)
 		}
@@ -136,7 +146,7 @@ func run(c config) error {
 			return err
 		}
 	}
-	ps.stopAll() // the join benchmark wants the CPUs to itself
+	ps.StopAll() // the join benchmark wants the CPUs to itself
 	if c.want("join") {
 		progress("3. gated join vs bare AddVoter (go test -bench BenchmarkJoin ./raftglue/)")
 		if err := joins(&sec[2], c, &res); err != nil {
@@ -154,7 +164,7 @@ func run(c config) error {
 
 // results carries the figures the targets are checked on.
 type results struct {
-	cluster []*proc // the admitd cluster; [0] leads
+	cluster []*proc.Process // the admitd cluster; [0] leads
 	targets []targetRow
 }
 
@@ -215,7 +225,7 @@ func printMachine(c config) {
 
 // startCluster starts a 3-voter admitd cluster (bench1 leads) with the
 // admission rate limit off, so the benchmark measures work, not throttling.
-func startCluster(c config, ps *procs, res *results) error {
+func startCluster(c config, ps *servers, res *results) error {
 	var common []string
 	if supports(c.admitd, "--admission-rate") {
 		common = append(common, "--admission-rate", "0")
@@ -224,24 +234,24 @@ func startCluster(c config, ps *procs, res *results) error {
 	if err != nil {
 		return err
 	}
-	if err := leader.waitReady("/readyz", 30*time.Second); err != nil {
+	if err := leader.WaitReady("/readyz", 30*time.Second); err != nil {
 		return err
 	}
-	if err := leader.waitLeader(30 * time.Second); err != nil {
+	if err := leader.WaitLeader(30 * time.Second); err != nil {
 		return err
 	}
-	res.cluster = []*proc{leader}
+	res.cluster = []*proc.Process{leader}
 	for _, id := range []string{"bench2", "bench3"} {
-		p, err := ps.admitd(c.admitd, id, c.policies, append(common, "--join", leader.url)...)
+		p, err := ps.admitd(c.admitd, id, c.policies, append(common, "--join", leader.URL)...)
 		if err != nil {
 			return err
 		}
-		if err := p.waitBody("/v1/state", `"initialized":true`, 60*time.Second); err != nil {
+		if err := p.WaitBody("/v1/state", `"initialized":true`, 60*time.Second); err != nil {
 			return err
 		}
 		res.cluster = append(res.cluster, p)
 	}
-	return leader.waitHealthyVoters(3, 30*time.Second)
+	return leader.WaitHealthyVoters(3, 30*time.Second)
 }
 
 // supports says whether `admitd serve` has a flag, so the harness also
@@ -260,12 +270,12 @@ func order[T any](round int, xs []T) []T {
 	return out
 }
 
-func decisions(w io.Writer, c config, ps *procs, facts []byte, res *results) error {
+func decisions(w io.Writer, c config, ps *servers, facts []byte, res *results) error {
 	o, err := ps.opa(c.opa, "opa", c.policies)
 	if err != nil {
 		return err
 	}
-	if err := o.waitReady("/health", 30*time.Second); err != nil {
+	if err := o.WaitReady("/health", 30*time.Second); err != nil {
 		return err
 	}
 	opaBody, err := json.Marshal(map[string]json.RawMessage{"input": facts})
@@ -274,8 +284,8 @@ func decisions(w io.Writer, c config, ps *procs, facts []byte, res *results) err
 	}
 	client := newClient()
 	targets := []target{
-		{name: "admitd", url: res.cluster[0].url + "/v1/evaluate", body: facts, check: admitdAllowed},
-		{name: "opa", url: o.url + "/v1/data/admitd", body: opaBody, check: opaResult},
+		{name: "admitd", url: res.cluster[0].URL + "/v1/evaluate", body: facts, check: admitdAllowed},
+		{name: "opa", url: o.URL + "/v1/data/admitd", body: opaBody, check: opaResult},
 	}
 	fmt.Fprintf(w, "## 1. Decisions: admitd `POST /v1/evaluate` vs `opa run --server` `POST /v1/data/admitd`\n\n")
 	fmt.Fprintf(w, "Same policies (`%s`), same facts document (`%s`, %d bytes), same Go client with keep-alive, closed loop.\n", c.policies, c.facts, len(facts))
@@ -311,13 +321,13 @@ func decisions(w io.Writer, c config, ps *procs, facts []byte, res *results) err
 	}
 	fmt.Fprintf(w, "\nResident memory after the trials: admitd %s, opa %s (admitd trades memory for collector time, see GOGC in docs/benchmarks.md).\n\n",
 		rss(res.cluster[0]), rss(o))
-	o.stop()
+	o.Stop()
 	return nil
 }
 
 // rss is a process's resident set size, from /proc.
-func rss(p *proc) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+func rss(p *proc.Process) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
 	if err != nil {
 		return "?"
 	}
@@ -337,14 +347,14 @@ var allowedRE = regexp.MustCompile(`"allowed":\s*true`)
 
 func admitdAllowed(status int, body []byte) error {
 	if status != http.StatusOK || !allowedRE.Match(body[:min(len(body), 300)]) {
-		return fmt.Errorf("want 200 and an allow, got %d %s", status, tail(string(body), 300))
+		return fmt.Errorf("want 200 and an allow, got %d %s", status, proc.Tail(string(body), 300))
 	}
 	return nil
 }
 
 func opaResult(status int, body []byte) error {
 	if status != http.StatusOK || !strings.HasPrefix(string(body), `{"result":`) {
-		return fmt.Errorf("want 200 and a result, got %d %s", status, tail(string(body), 300))
+		return fmt.Errorf("want 200 and a result, got %d %s", status, proc.Tail(string(body), 300))
 	}
 	return nil
 }
@@ -353,17 +363,17 @@ type section struct {
 	DurationMS float64 `json:"duration_ms"`
 }
 
-func dryRun(w io.Writer, c config, ps *procs, res *results) error {
+func dryRun(w io.Writer, c config, ps *servers, res *results) error {
 	cand, err := ps.admitd(c.admitd, "candidate1", c.policies)
 	if err != nil {
 		return err
 	}
-	if err := cand.waitReady("/v1/state", 30*time.Second); err != nil {
+	if err := cand.WaitReady("/v1/state", 30*time.Second); err != nil {
 		return err
 	}
-	host := strings.TrimPrefix(cand.url, "http://")
+	host := strings.TrimPrefix(cand.URL, "http://")
 	body, _ := json.Marshal(map[string]any{
-		"candidate": map[string]string{"id": "candidate1", "raft_addr": cand.raft, "api_url": "http://" + host},
+		"candidate": map[string]string{"id": "candidate1", "raft_addr": cand.RaftAddr, "api_url": "http://" + host},
 		"dry_run":   true,
 	})
 	client := newClient()
@@ -371,7 +381,7 @@ func dryRun(w io.Writer, c config, ps *procs, res *results) error {
 	var buf strings.Builder
 	var parts [4][]float64 // server-side: reachability, init_state, topology collection, evaluation
 	admission := func() error {
-		resp, err := client.Post(leader.url+"/v1/admissions", "application/json", strings.NewReader(string(body)))
+		resp, err := client.Post(leader.URL+"/v1/admissions", "application/json", strings.NewReader(string(body)))
 		if err != nil {
 			return err
 		}
@@ -379,7 +389,7 @@ func dryRun(w io.Writer, c config, ps *procs, res *results) error {
 		buf.Reset()
 		_, _ = io.Copy(&buf, resp.Body)
 		if resp.StatusCode != http.StatusOK || !allowedRE.MatchString(buf.String()) {
-			return fmt.Errorf("dry-run admission: %d %s", resp.StatusCode, tail(buf.String(), 400))
+			return fmt.Errorf("dry-run admission: %d %s", resp.StatusCode, proc.Tail(buf.String(), 400))
 		}
 		var d struct {
 			EvalMS float64 `json:"eval_ms"`
@@ -396,7 +406,7 @@ func dryRun(w io.Writer, c config, ps *procs, res *results) error {
 		}
 		return nil
 	}
-	floor := probeFloor(cand.raft, cand.url)
+	floor := probeFloor(cand.RaftAddr, cand.URL)
 	kinds := []struct {
 		name string
 		f    func() error
@@ -427,7 +437,7 @@ func dryRun(w io.Writer, c config, ps *procs, res *results) error {
 	fmt.Fprintf(w, "Inside the admission, as the decision reports it (medians): collecting reachability %s, init_state %s (the same GET as reachability's), topology %s, all at once; evaluating %s.\n\n",
 		fmtMS(median(parts[0])), fmtMS(median(parts[1])), fmtMS(median(parts[2])), fmtMS(median(parts[3])))
 	res.target("dry-run admission p50", "<= 1.5x probe floor", fmt.Sprintf("%.2fx", ratio), ratio <= 1.5)
-	cand.stop()
+	cand.Stop()
 	return nil
 }
 
@@ -439,7 +449,7 @@ type variant struct {
 	target target
 }
 
-func scaling(w io.Writer, c config, ps *procs, dir string, facts []byte, res *results) error {
+func scaling(w io.Writer, c config, ps *servers, dir string, facts []byte, res *results) error {
 	var vs []variant
 	var three []byte
 	for _, n := range []int{3, 9, 33, 99} {
@@ -451,11 +461,11 @@ func scaling(w io.Writer, c config, ps *procs, dir string, facts []byte, res *re
 			three = doc
 		}
 		vs = append(vs, variant{series: "servers", label: fmt.Sprintf("%d servers", n), n: float64(n),
-			target: target{name: fmt.Sprintf("%d servers", n), url: res.cluster[0].url + "/v1/evaluate", body: doc, check: admitdAllowed}})
+			target: target{name: fmt.Sprintf("%d servers", n), url: res.cluster[0].URL + "/v1/evaluate", body: doc, check: admitdAllowed}})
 	}
 	vs = append(vs, variant{series: shapeIndexed, label: "shipped + 0 rules", n: 0,
-		target: target{name: "0 rules", url: res.cluster[0].url + "/v1/evaluate", body: three, check: admitdAllowed}})
-	var started []*proc
+		target: target{name: "0 rules", url: res.cluster[0].URL + "/v1/evaluate", body: three, check: admitdAllowed}})
+	var started []*proc.Process
 	for _, shape := range []string{shapeIndexed, shapeScanned} {
 		for _, n := range []int{10, 100, 1000} {
 			pdir := filepath.Join(dir, fmt.Sprintf("policies-%s-%d", shape, n))
@@ -474,14 +484,14 @@ func scaling(w io.Writer, c config, ps *procs, dir string, facts []byte, res *re
 			}
 			started = append(started, p)
 			vs = append(vs, variant{series: shape, label: fmt.Sprintf("shipped + %d %s rules", n, shape), n: float64(n),
-				target: target{name: p.name, url: p.url + "/v1/evaluate", body: three, check: admitdAllowed}})
+				target: target{name: p.Name, url: p.URL + "/v1/evaluate", body: three, check: admitdAllowed}})
 		}
 	}
 	for _, p := range started {
-		if err := p.waitReady("/readyz", 60*time.Second); err != nil {
+		if err := p.WaitReady("/readyz", 60*time.Second); err != nil {
 			return err
 		}
-		if err := p.waitLeader(60 * time.Second); err != nil {
+		if err := p.WaitLeader(60 * time.Second); err != nil {
 			return err
 		}
 	}
@@ -537,7 +547,7 @@ func scaling(w io.Writer, c config, ps *procs, dir string, facts []byte, res *re
 		res.target(s.what, "<= 2x", fmt.Sprintf("request %.2fx, eval %.2fx", g1, g2), g1 <= 2 && g2 <= 2)
 	}
 	for _, p := range started {
-		p.stop()
+		p.Stop()
 	}
 	return nil
 }
@@ -591,7 +601,7 @@ func benchMetrics(out, name string) (map[string]float64, error) {
 		}
 		return m, nil
 	}
-	return nil, errors.New(name + ": no result line in:\n" + tail(out, 2000))
+	return nil, errors.New(name + ": no result line in:\n" + proc.Tail(out, 2000))
 }
 
 func msF(d time.Duration) float64 { return float64(d) / 1e6 }

@@ -7,26 +7,19 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/tools/proc"
 )
 
-type proc struct {
-	id   string
-	api  string
-	raft string
-	cmd  *exec.Cmd
-}
+// waitLimit bounds each wait: staged joins take a stabilisation period each.
+const waitLimit = 90 * time.Second
 
 func main() {
 	bin := flag.String("bin", "bin/admitd", "admitd binary")
@@ -43,33 +36,31 @@ func run(bin string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	var procs []*proc
-	defer func() { stopAll(procs) }()
-	start := func(id string, args ...string) (*proc, error) {
-		p, err := startNode(bin, dir, id, args...)
-		if p != nil {
-			procs = append(procs, p)
-		}
-		return p, err
+	g := &proc.Group{Dir: dir, Grace: 10 * time.Second}
+	defer g.StopAll()
+	start := func(id string, args ...string) (*proc.Process, error) {
+		return g.Admitd(bin, id, nil, append([]string{"--policies", "policies"}, args...)...)
 	}
 	n1, err := start("n1", "--bootstrap")
 	if err != nil {
 		return err
 	}
-	for _, id := range []string{"n2", "n3"} {
-		if _, err := start(id, "--join", n1.api); err != nil {
-			return err
-		}
-	}
-	fmt.Println("waiting for a 3-voter cluster ...")
-	if err := waitVoters(n1.api, 3); err != nil {
+	n2, err := start("n2", "--join", n1.URL)
+	if err != nil {
 		return err
 	}
-	return admitAll(start, procs[1].api)
+	if _, err := start("n3", "--join", n1.URL); err != nil {
+		return err
+	}
+	fmt.Println("waiting for a 3-voter cluster ...")
+	if err := n1.WaitHealthyVoters(3, waitLimit); err != nil {
+		return err
+	}
+	return admitAll(start, n2.URL)
 }
 
 // admitAll asks a follower to admit three candidates and prints a table.
-func admitAll(start func(string, ...string) (*proc, error), server string) error {
+func admitAll(start func(string, ...string) (*proc.Process, error), server string) error {
 	fresh, err := start("n4")
 	if err != nil {
 		return err
@@ -78,12 +69,20 @@ func admitAll(start func(string, ...string) (*proc, error), server string) error
 	if err != nil {
 		return err
 	}
-	gone := facts.Candidate{ID: "n6", RaftAddr: freeAddr(), APIURL: "http://" + freeAddr()}
-	if err := waitUp(fresh.api); err != nil {
+	// Free ports nothing listens on: the unreachable node.
+	goneRaft, err := proc.FreeAddr()
+	if err != nil {
 		return err
 	}
-	if err := waitUp(other.api); err != nil {
+	goneAPI, err := proc.FreeAddr()
+	if err != nil {
 		return err
+	}
+	gone := facts.Candidate{ID: "n6", RaftAddr: goneRaft, APIURL: "http://" + goneAPI}
+	for _, p := range []*proc.Process{fresh, other} {
+		if err := p.WaitReady("/v1/state", waitLimit); err != nil {
+			return err
+		}
 	}
 	rows := []struct {
 		what string
@@ -119,22 +118,28 @@ func admitAll(start func(string, ...string) (*proc, error), server string) error
 func awaitPromotion(cl *client.Client, server string, d *admission.Decision) error {
 	fmt.Printf("\n%s is a non-voter; the leader promotes it once it has caught up and stayed healthy ...\n", d.Candidate.ID)
 	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
 	var st *admission.Status
-	err := poll(func() bool {
+	for {
 		var err error
-		st, err = cl.Admission(context.Background(), server, d.AdmissionID)
-		return err == nil && st.State != admission.StateStaged
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for the promotion of %s: %w", d.Candidate.ID, err)
+		st, err = cl.Admission(ctx, server, d.AdmissionID)
+		if err == nil && st.State != admission.StateStaged {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the promotion of %s: timed out after %.0fs", d.Candidate.ID, waitLimit.Seconds())
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	fmt.Printf("%s: %s after %s (admission %s, %d decisions)\n", d.Candidate.ID, st.State,
 		time.Since(start).Round(100*time.Millisecond), d.AdmissionID, len(st.Decisions))
 	return nil
 }
 
-func cand(p *proc) facts.Candidate {
-	return facts.Candidate{ID: p.id, RaftAddr: p.raft, APIURL: p.api}
+func cand(p *proc.Process) facts.Candidate {
+	return facts.Candidate{ID: p.Name, RaftAddr: p.RaftAddr, APIURL: p.URL}
 }
 
 func verdict(d *admission.Decision) string {
@@ -166,83 +171,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func startNode(bin, dir, id string, args ...string) (*proc, error) {
-	p := &proc{id: id, raft: freeAddr()}
-	httpAddr := freeAddr()
-	p.api = "http://" + httpAddr
-	log, err := os.Create(filepath.Join(dir, id+".log"))
-	if err != nil {
-		return nil, err
-	}
-	full := append([]string{"serve", "--id", id, "--http-addr", httpAddr, "--raft-addr", p.raft,
-		"--data-dir", filepath.Join(dir, id), "--policies", "policies"}, args...)
-	p.cmd = exec.Command(bin, full...)
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// freeAddr asks the OS for a free loopback port.
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitUp(api string) error {
-	return poll(func() bool {
-		_, err := client.New(time.Second).State(context.Background(), api)
-		return err == nil
-	})
-}
-
-func waitVoters(api string, n int) error {
-	return poll(func() bool {
-		t, err := client.New(2*time.Second).Cluster(context.Background(), api)
-		if err != nil || !t.Collected {
-			return false
-		}
-		healthy := 0
-		for _, s := range t.Servers {
-			if s.Suffrage == facts.Voter && s.Healthy {
-				healthy++
-			}
-		}
-		return healthy == n
-	})
-}
-
-// poll checks cond every 100ms for at most 90s: staged joins take a
-// stabilisation period each.
-func poll(cond func() bool) error {
-	for i := 0; i < 900; i++ {
-		if cond() {
-			return nil
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("timed out after 90s")
-}
-
-func stopAll(procs []*proc) {
-	for _, p := range procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, p := range procs {
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-done
-		}
-	}
 }
