@@ -220,7 +220,7 @@ func (g *Gate) ensureClusterID(ctx context.Context) error {
 
 // record keeps, counts and logs one decision.
 func (g *Gate) record(d *Decision, via string) {
-	g.metrics.observeDecision(d)
+	g.metrics.observeDecision(d, via)
 	if g.cfg.onDecision != nil {
 		g.cfg.onDecision(d, via)
 	}

@@ -21,21 +21,21 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer, host *raftglue.Host) (*metrics, error) {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_decisions_total", Help: "Decisions by outcome.",
-		}, []string{"outcome"}),
+			Name: "admitd_decisions_total", Help: "Decisions by source (via: admission, promotion, removal, evaluate, dry_run) and outcome.",
+		}, []string{"via", "outcome"}),
 		denies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_denies_total", Help: "Denies by stage and code.",
-		}, []string{"stage", "code"}),
+			Name: "admitd_denies_total", Help: "Deny entries by source (via), stage and code.",
+		}, []string{"via", "stage", "code"}),
 		evalSecs: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "admitd_evaluation_duration_seconds", Help: "Policy evaluation time per decision.",
+			Name: "admitd_evaluation_duration_seconds", Help: "Policy evaluation time per decision, every via.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 		}),
 		collectSec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "admitd_collector_duration_seconds", Help: "Fact collection time per collector.",
+			Name: "admitd_collector_duration_seconds", Help: "Fact collection time per collector (reachability, init_state, catch_up, topology) and whether it collected, for admissions, promotions and removals.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"collector", "collected"}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_configuration_changes_total", Help: "Membership changes by result.",
+			Name: "admitd_configuration_changes_total", Help: "Membership changes by result: applied, configuration_changed, leadership_lost, failed, candidate_refused, promoted, promotion_failed, demoted, removed.",
 		}, []string{"result"}),
 	}
 	staged := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -49,16 +49,41 @@ func newMetrics(reg prometheus.Registerer, host *raftglue.Host) (*metrics, error
 	return m, nil
 }
 
-func (m *metrics) observeDecision(d *Decision) {
+// The via label of the decision metrics: where a decision came from.
+// /v1/evaluate and Gate.Evaluate are open to anyone who reaches the API,
+// so their decisions must not count as admissions; a dry run changes
+// nothing, so its denies refuse no one.
+const (
+	ViaAdmission = "admission" // Gate.Admit, POST /v1/admissions, enforced
+	ViaPromotion = "promotion" // the promote phase of a staged admission
+	ViaRemoval   = "removal"   // Gate.Remove, Gate.Demote, enforced
+	ViaEvaluate  = "evaluate"  // Gate.Evaluate, POST /v1/evaluate
+	ViaDryRun    = "dry_run"   // an admission or removal decided with DryRun (or by a dry-run gate)
+)
+
+// MetricVia is the via label of d, which the decision hook (WithDecisionHook)
+// saw with via: via itself, except ViaDryRun for an admission or removal
+// that was not enforced. The hook and the decision log keep the raw via
+// with the decision's "enforced" field; hosts counting decisions in their
+// own metrics label them with this to match admitd's.
+func MetricVia(d *Decision, via string) string {
+	if (via == ViaAdmission || via == ViaRemoval) && !d.Enforced {
+		return ViaDryRun
+	}
+	return via
+}
+
+func (m *metrics) observeDecision(d *Decision, via string) {
 	outcome := "deny"
 	if d.Allowed {
 		outcome = "allow"
 	}
-	m.decisions.WithLabelValues(outcome).Inc()
+	via = MetricVia(d, via)
+	m.decisions.WithLabelValues(via, outcome).Inc()
 	m.evalSecs.Observe(d.EvalMS / 1000)
 	for _, s := range d.Stages {
 		for _, v := range s.Deny {
-			m.denies.WithLabelValues(s.Name, v.Code).Inc()
+			m.denies.WithLabelValues(via, s.Name, v.Code).Inc()
 		}
 	}
 }

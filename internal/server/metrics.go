@@ -7,21 +7,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/admitd/admitd/internal/version"
 	"github.com/admitd/admitd/raftglue"
 )
 
 // metrics is one registry per server, so tests can run several nodes. The
 // gate registers its own series (decisions, denies, collectors, changes)
-// on it.
+// on it, and the daemon adds raft's own (docs/metrics.md).
 type metrics struct {
 	reg *prometheus.Registry
 }
 
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
-	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	return m
 }
+
+// buildInfo is admitd_build_info: 1, labelled with what this binary is,
+// so a dashboard can tell which nodes run which build.
+func buildInfo() prometheus.Collector {
+	b := version.Info()
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "admitd_build_info", Help: "1, labelled with the release version, the module version and commit the binary was built from, and its Go version.",
+		ConstLabels: prometheus.Labels{"version": b.Version, "module": b.Module, "commit": b.Commit, "goversion": b.GoVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+// Registry is the registry GET /metrics serves, for the daemon to add
+// raft's series to.
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/version"
@@ -55,11 +56,11 @@ func newOps(s *Server) *ops {
 			Name: "admitd_policy_info", Help: "1 for the active policy set, labelled with its revision and source.",
 		}, []string{"revision", "source"}),
 		stageOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_stage_results_total", Help: "Stage results by stage and outcome (allow, deny, error, skipped).",
-		}, []string{"stage", "outcome"}),
+			Name: "admitd_stage_results_total", Help: "Stage results by source (via), stage and outcome (allow, deny, error, skipped).",
+		}, []string{"via", "stage", "outcome"}),
 		warns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "admitd_warnings_total", Help: "Warnings by stage and code, including denies of stages in warn mode.",
-		}, []string{"stage", "code"}),
+			Name: "admitd_warnings_total", Help: "Warnings by source (via), stage and code, including denies of stages in warn mode.",
+		}, []string{"via", "stage", "code"}),
 		logEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "admitd_decision_log_events_total", Help: "Decision-log events by result (written, failed).",
 		}, []string{"result"}),
@@ -113,10 +114,11 @@ func (o *ops) activated(e *admission.Engine) {
 // recorded is called for every decision the server records: stage
 // metrics and the decision log.
 func (o *ops) recorded(d *admission.Decision, via string) {
+	mvia := admitd.MetricVia(d, via) // the gate's decision metrics' label: /v1/evaluate never counts as an admission
 	for _, st := range d.Stages {
-		o.stageOutcomes.WithLabelValues(st.Name, st.Outcome).Inc()
+		o.stageOutcomes.WithLabelValues(mvia, st.Name, st.Outcome).Inc()
 		for _, v := range st.Warn {
-			o.warns.WithLabelValues(st.Name, v.Code).Inc()
+			o.warns.WithLabelValues(mvia, st.Name, v.Code).Inc()
 		}
 	}
 	dl := o.s.cfg.DecisionLog

@@ -311,9 +311,9 @@ func TestMetricsAfterDecision(t *testing.T) {
 	post(t, n.http.URL+"/v1/evaluate", facts23(t))
 	m := metricsText(t, n)
 	for _, want := range []string{
-		`admitd_decisions_total{outcome="allow"} 1`,
+		`admitd_decisions_total{outcome="allow",via="evaluate"} 1`,
 		`admitd_evaluation_duration_seconds_count 1`,
-		`admitd_stage_results_total{outcome="allow",stage="topology"} 1`,
+		`admitd_stage_results_total{outcome="allow",stage="topology",via="evaluate"} 1`,
 		`admitd_raft_state{state="Leader"} 1`,
 		`admitd_raft_state{state="Follower"} 0`,
 		`admitd_enforcing{mode="enforce"} 1`,
@@ -326,7 +326,7 @@ func TestMetricsAfterDecision(t *testing.T) {
 	}
 	b, _ := os.ReadFile("../../testdata/scenarios/allow-3-to-4-warns-even/facts.json")
 	post(t, n.http.URL+"/v1/evaluate", string(b))
-	if m := metricsText(t, n); !strings.Contains(m, `admitd_warnings_total{code="EVEN_VOTERS",stage="topology"} 1`) {
+	if m := metricsText(t, n); !strings.Contains(m, `admitd_warnings_total{code="EVEN_VOTERS",stage="topology",via="evaluate"} 1`) {
 		t.Error("warnings are not counted")
 	}
 }

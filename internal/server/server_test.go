@@ -220,7 +220,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	good, _ := os.ReadFile("../../testdata/scenarios/deny-already-initialized/facts.json")
 	post(t, n.http.URL+"/v1/evaluate", string(good))
 	r := do(t, http.MethodGet, n.http.URL+"/metrics", nil)
-	for _, want := range []string{`admitd_decisions_total{outcome="deny"} 1`, `admitd_denies_total{code="ALREADY_INITIALIZED",stage="init_state"} 4`, "admitd_raft_leader 1"} {
+	for _, want := range []string{`admitd_decisions_total{outcome="deny",via="evaluate"} 1`, `admitd_denies_total{code="ALREADY_INITIALIZED",stage="init_state",via="evaluate"} 4`, "admitd_raft_leader 1"} {
 		if !bytes.Contains(r.body, []byte(want)) {
 			t.Errorf("metrics lack %q", want)
 		}
