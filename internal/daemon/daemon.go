@@ -10,9 +10,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	gometrics "github.com/hashicorp/go-metrics"
+	gmprom "github.com/hashicorp/go-metrics/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
@@ -98,6 +103,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.APIURL == "" {
 		cfg.APIURL = sec.scheme() + "://" + ln.Addr().String()
 	}
+	raftSink, err := subscribeRaftMetrics()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer raftSinks.remove(raftSink)
 	node, err := openNode(cfg)
 	if err != nil {
 		ln.Close()
@@ -113,6 +124,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	if err := srv.Registry().Register(raftSink); err != nil {
+		_ = srv.Close()
+		ln.Close()
+		return fmt.Errorf("raft metrics: %w", err)
 	}
 	if cfg.Ops.dryRun() {
 		log.Warn("mode dry-run: admissions are decided and logged, membership is never changed")
@@ -219,4 +235,121 @@ func bootstrap(ctx context.Context, log hclog.Logger, node *raftglue.Node) error
 	}
 	log.Info("bootstrapped a new cluster", "cluster_id", node.ClusterID())
 	return nil
+}
+
+// Raft reports its metrics (commit time, last contact, FSM apply, ...) to
+// go-metrics, whose sink is one per process. The daemon owns its process,
+// so it sets that global, once, to raftSinks, and each daemon subscribes
+// the registry of its /metrics while it runs. The library never sets it:
+// an embedding host does (docs/metrics.md). A process runs one daemon;
+// tests run several, and each registry then sees every node's raft, as
+// raft's series do not name their node.
+var (
+	raftSinks      = &sinkSet{}
+	raftGlobalOnce sync.Once
+	raftGlobalErr  error
+)
+
+// raftLegacyPrefixes block the series raft 1.8 emits twice, once with a
+// peer_id label and once with the peer's id in the name: the second is a
+// new metric name per peer.
+var raftLegacyPrefixes = []string{
+	"admitd.raft.replication.appendEntries.rpc.",
+	"admitd.raft.replication.appendEntries.logs.",
+	"admitd.raft.replication.heartbeat.",
+	"admitd.raft.replication.installSnapshot.",
+}
+
+// subscribeRaftMetrics returns a Prometheus sink fed with raft's metrics
+// until raftSinks.remove; it is subscribed before raft starts so that its
+// first state transitions count, and registered on the server's registry
+// once that exists.
+func subscribeRaftMetrics() (*gmprom.PrometheusSink, error) {
+	raftGlobalOnce.Do(func() {
+		conf := gometrics.DefaultConfig("admitd") // series are admitd_raft_*
+		conf.HostName, conf.EnableHostname, conf.EnableHostnameLabel = "", false, false
+		conf.EnableRuntimeMetrics = false // the Go collector exports the runtime's
+		conf.BlockedPrefixes = raftLegacyPrefixes
+		_, raftGlobalErr = gometrics.NewGlobal(conf, raftSinks)
+	})
+	if raftGlobalErr != nil {
+		return nil, fmt.Errorf("raft metrics: %w", raftGlobalErr)
+	}
+	// No expiry: a counter that vanished a minute after its last increase
+	// would break rate() and increase() in alerts.
+	sink, err := gmprom.NewPrometheusSinkFrom(gmprom.PrometheusOpts{
+		Registerer: prometheus.NewRegistry(), // the sink registers itself; the server's registry comes later
+		Name:       "admitd_raft_metrics",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft metrics: %w", err)
+	}
+	raftSinks.add(sink)
+	return sink, nil
+}
+
+// sinkSet is a go-metrics sink that forwards to the sinks subscribed now.
+type sinkSet struct {
+	mu    sync.RWMutex
+	sinks []gometrics.MetricSink
+}
+
+func (s *sinkSet) add(m gometrics.MetricSink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sinks = append(s.sinks, m)
+}
+
+func (s *sinkSet) remove(m gometrics.MetricSink) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sinks = slices.DeleteFunc(s.sinks, func(x gometrics.MetricSink) bool { return x == m })
+}
+
+func (s *sinkSet) each(fn func(gometrics.MetricSink)) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, m := range s.sinks {
+		fn(m)
+	}
+}
+
+func (s *sinkSet) SetGauge(key []string, val float32) {
+	s.each(func(m gometrics.MetricSink) { m.SetGauge(key, val) })
+}
+
+func (s *sinkSet) SetGaugeWithLabels(key []string, val float32, labels []gometrics.Label) {
+	s.each(func(m gometrics.MetricSink) { m.SetGaugeWithLabels(key, val, labels) })
+}
+
+func (s *sinkSet) SetPrecisionGauge(key []string, val float64) {
+	s.SetPrecisionGaugeWithLabels(key, val, nil)
+}
+
+func (s *sinkSet) SetPrecisionGaugeWithLabels(key []string, val float64, labels []gometrics.Label) {
+	s.each(func(m gometrics.MetricSink) {
+		if p, ok := m.(gometrics.PrecisionGaugeMetricSink); ok {
+			p.SetPrecisionGaugeWithLabels(key, val, labels)
+		}
+	})
+}
+
+func (s *sinkSet) EmitKey(key []string, val float32) {
+	s.each(func(m gometrics.MetricSink) { m.EmitKey(key, val) })
+}
+
+func (s *sinkSet) IncrCounter(key []string, val float32) {
+	s.each(func(m gometrics.MetricSink) { m.IncrCounter(key, val) })
+}
+
+func (s *sinkSet) IncrCounterWithLabels(key []string, val float32, labels []gometrics.Label) {
+	s.each(func(m gometrics.MetricSink) { m.IncrCounterWithLabels(key, val, labels) })
+}
+
+func (s *sinkSet) AddSample(key []string, val float32) {
+	s.each(func(m gometrics.MetricSink) { m.AddSample(key, val) })
+}
+
+func (s *sinkSet) AddSampleWithLabels(key []string, val float32, labels []gometrics.Label) {
+	s.each(func(m gometrics.MetricSink) { m.AddSampleWithLabels(key, val, labels) })
 }
