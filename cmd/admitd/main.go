@@ -71,6 +71,7 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	addVersionFlag(root)
 	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newDemoteCmd(), newClearTombstoneCmd(), newVersionCmd())
 	return root
 }
