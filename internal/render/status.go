@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,7 +42,9 @@ func Status(w io.Writer, format string, st facts.NodeState, topo facts.Topology,
 	fmt.Fprintf(w, "configuration index %d  leader %s\n", topo.ConfigIndex, topo.Leader.ID)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tADDRESS\tSUFFRAGE\tHEALTHY\tLAG\tPOLICY")
-	for _, s := range topo.Servers {
+	// By id: raft's order is the order of the joins, which races.
+	servers := slices.SortedFunc(slices.Values(topo.Servers), func(a, b facts.Server) int { return strings.Compare(a.ID, b.ID) })
+	for _, s := range servers {
 		suffrage := s.Suffrage
 		if slices.Contains(topo.Staged, s.ID) {
 			suffrage += " (staged)"

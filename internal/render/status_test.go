@@ -36,3 +36,24 @@ func TestStatusMarksStagedServers(t *testing.T) {
 		t.Fatalf("no progress line:\n%s", out)
 	}
 }
+
+// Members are listed by id, whatever order the joins raced into.
+func TestStatusListsMembersByID(t *testing.T) {
+	topo := facts.Topology{Section: facts.Section{Collected: true}, Leader: facts.Leader{ID: "n1"},
+		Servers: []facts.Server{
+			{ID: "n1", Address: "a1", Suffrage: facts.Voter},
+			{ID: "n3", Address: "a3", Suffrage: facts.Voter},
+			{ID: "n2", Address: "a2", Suffrage: facts.Voter},
+		}}
+	var buf bytes.Buffer
+	if err := Status(&buf, Table, facts.NodeState{NodeID: "n1"}, topo, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	if i, j, k := strings.Index(out, "n1  a1"), strings.Index(out, "n2  a2"), strings.Index(out, "n3  a3"); i < 0 || !(i < j && j < k) {
+		t.Fatalf("not by id:\n%s", out)
+	}
+	if topo.Servers[1].ID != "n3" {
+		t.Fatal("the caller's topology was reordered")
+	}
+}
