@@ -72,7 +72,7 @@ func newRoot() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	addVersionFlag(root)
-	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newDemoteCmd(), newClearTombstoneCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newJoinCmd(), newEvalCmd(), newStatusCmd(), newRemoveCmd(), newDemoteCmd(), newClearTombstoneCmd(), newVersionCmd(), newTLSCmd())
 	return root
 }
 
