@@ -11,7 +11,8 @@ import (
 // log, site facts, policy tests and reloads.
 func registerOps(cmd *cobra.Command, o *daemon.OpsConfig) {
 	fl := cmd.Flags()
-	fl.StringVar(&o.Mode, "mode", server.ModeEnforce, "enforce, or dry-run: decide and log admissions, never change membership")
+	enumVarP(cmd, &o.Mode, "mode", "", server.ModeEnforce, "enforce, or dry-run: decide and log admissions, never change membership",
+		server.ModeEnforce+"\tdecide and change membership", server.ModeDryRun+"\tdecide and log, never change membership")
 	fl.StringVar(&o.DecisionLog.File, "decision-log", "", "write every decision as an OPA-style JSON line to FILE, or - for standard output (default: none)")
 	fl.IntVar(&o.DecisionLog.MaxSizeMB, "decision-log-max-size-mb", 100, "rotate the decision log file when it reaches this many megabytes")
 	fl.IntVar(&o.DecisionLog.MaxBackups, "decision-log-max-backups", 5, "rotated decision log files to keep (0 keeps all)")
@@ -21,6 +22,8 @@ func registerOps(cmd *cobra.Command, o *daemon.OpsConfig) {
 	fl.BoolVar(&o.AllowUntested, "allow-untested-policies", false, "accept a policy set with no *_test.rego test (a warning at every load); refused otherwise")
 	fl.BoolVar(&o.Watch, "watch-policies", true, "reload when a file in the policy directory or the site facts file changes")
 	fl.DurationVar(&o.Debounce, "watch-debounce", daemon.DefaultDebounce, "wait for file changes to settle this long before reloading")
+	fileFlags(cmd, nil, "decision-log")
+	fileFlags(cmd, []string{"json"}, "site-facts")
 }
 
 // prepareOps checks the operations flags; a bad value is a usage error.

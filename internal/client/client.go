@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/admitd/admitd/admission"
@@ -169,7 +172,6 @@ func readError(resp *http.Response) error {
 	return &StatusError{Status: resp.StatusCode, Code: body.Error.Code, Message: body.Error.Message}
 }
 
-// RemoveMember removes a server from the cluster and tombstones its id.
 // ClearTombstone lets a removed id be admitted again.
 func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
 	var out map[string]any
@@ -178,4 +180,29 @@ func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
 
 func (c *Client) deleteJSON(ctx context.Context, server, path string, v any) error {
 	return c.callJSON(ctx, http.MethodDelete, server, path, v)
+}
+
+// Transient says whether a call may succeed when made again: the server
+// did not answer (refused, reset, closed, timed out), as while a node
+// starts or restarts, or answered 502, 503 or 504 (no leader yet, an
+// election, a leader that just died). A 4xx, a certificate refused or an
+// unknown host are not.
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		switch se.Status {
+		case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
