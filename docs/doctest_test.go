@@ -38,7 +38,7 @@ import (
 )
 
 // documents are run in parallel, each in its own session.
-var documents = []string{"../README.md", "operations.md", "policies.md"}
+var documents = []string{"../README.md", "operations.md", "policies.md", "configuration.md"}
 
 // sessionTimeout bounds one document's whole session; each wait inside a
 // walkthrough has its own, shorter, --timeout.
