@@ -157,8 +157,12 @@ func runJoin(cmd *cobra.Command, f *joinFlags) error {
 	}
 	if newest := last(st, d); st.State == admission.StatePromoted {
 		if newest.Applied == nil || newest.Applied.Suffrage != facts.Voter {
-			// The configuration says voter; its decision is a moment behind.
-			fmt.Fprintf(cmd.OutOrStdout(), "%s promoted to voter (admission %s)\n", d.Candidate.ID, d.AdmissionID)
+			// The configuration says voter; its decision never showed up
+			// within the grace (leadership moved): say so in the format asked.
+			fmt.Fprintf(cmd.ErrOrStderr(), "%s promoted to voter (admission %s); the promotion's decision is not recorded on this leader\n", d.Candidate.ID, d.AdmissionID)
+			if f.output == render.JSON {
+				return render.WriteJSON(cmd.OutOrStdout(), st)
+			}
 			return nil
 		}
 		return render.Decision(cmd.OutOrStdout(), f.output, newest)

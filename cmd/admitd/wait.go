@@ -28,12 +28,16 @@ func staged(d *admission.Decision) bool {
 func waitPromotion(ctx context.Context, cl *client.Client, server string, d *admission.Decision, progress io.Writer) (*admission.Status, error) {
 	tty := isTerminal(progress)
 	id := d.AdmissionID
+	var settledAt time.Time // when the admission was first seen settled
 	for {
 		st, err := cl.Admission(ctx, server, id)
 		var se *client.StatusError
 		switch {
 		case err == nil:
-			if done(st) {
+			if done(st) && settledAt.IsZero() {
+				settledAt = time.Now()
+			}
+			if done(st) && (recorded(st) || time.Since(settledAt) > recordGrace) {
 				clearLine(progress, tty)
 				return st, nil
 			}
@@ -79,6 +83,22 @@ func fromCluster(ctx context.Context, cl *client.Client, server string, d *admis
 }
 
 func done(st *admission.Status) bool { return st.State != admission.StateStaged }
+
+// recordGrace bounds the wait for a promotion's decision once the
+// configuration shows the voter: the leader records it just after raft
+// applies the change.
+const recordGrace = 5 * time.Second
+
+// recorded says the newest decision is the one that settled the
+// admission. An admission the current leader did not decide (no
+// decisions) has none to wait for.
+func recorded(st *admission.Status) bool {
+	if st.State != admission.StatePromoted || len(st.Decisions) == 0 {
+		return true
+	}
+	n := st.Decisions[0]
+	return n.Applied != nil && n.Applied.Suffrage == facts.Voter
+}
 
 func showProgress(w io.Writer, tty bool, st *admission.Status) {
 	if !tty || st.Progress == nil {

@@ -42,6 +42,9 @@ func statusServer(t *testing.T, suffrage string, states ...string) string {
 		st := admission.Status{AdmissionID: "a1", State: states[i], Candidate: facts.Candidate{ID: "n4"},
 			Progress:  &admission.StageProgress{Deadline: time.Now().Add(time.Minute), CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7}},
 			Decisions: []*admission.Decision{{DecisionID: "d" + states[i], AdmissionID: "a1"}}}
+		if states[i] == admission.StatePromoted {
+			st.Decisions[0].Applied = &admission.Applied{Suffrage: facts.Voter}
+		}
 		_ = json.NewEncoder(w).Encode(st)
 	}))
 	t.Cleanup(srv.Close)
@@ -59,6 +62,26 @@ func TestWaitPromotionEndsOnASettledState(t *testing.T) {
 		if progress.Len() != 0 {
 			t.Fatalf("progress written to a non-terminal: %q", progress.String())
 		}
+	}
+}
+
+// The configuration shows the voter a moment before the leader records
+// the promotion's decision: the wait ends on the decision, not before.
+func TestWaitPromotionWaitsForTheDecision(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := admission.Status{AdmissionID: "a1", State: admission.StatePromoted, Candidate: facts.Candidate{ID: "n4"},
+			Decisions: []*admission.Decision{{DecisionID: "admit", Phase: facts.PhaseAdmit, Applied: &admission.Applied{Suffrage: facts.Nonvoter}}}}
+		if calls.Add(1) > 3 {
+			promote := &admission.Decision{DecisionID: "promote", Phase: facts.PhasePromote, Applied: &admission.Applied{Suffrage: facts.Voter}}
+			st.Decisions = append([]*admission.Decision{promote}, st.Decisions...)
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	st, err := waitPromotion(context.Background(), client.New(5*time.Second), srv.URL, stagedDecision, &bytes.Buffer{})
+	if err != nil || st.State != admission.StatePromoted || st.Decisions[0].DecisionID != "promote" {
+		t.Fatalf("want the promotion's decision, got %+v, %v (after %d calls)", st, err, calls.Load())
 	}
 }
 

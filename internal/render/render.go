@@ -29,11 +29,16 @@ func CheckFormat(f string) error {
 // Decision writes d in the given format.
 func Decision(w io.Writer, format string, d *admission.Decision) error {
 	if format == JSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+		return WriteJSON(w, d)
 	}
 	return decisionTable(w, d)
+}
+
+// WriteJSON writes v as indented JSON, as every -o json output is.
+func WriteJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func decisionTable(w io.Writer, d *admission.Decision) error {
