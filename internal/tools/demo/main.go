@@ -120,18 +120,9 @@ func awaitPromotion(cl *client.Client, server string, d *admission.Decision) err
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	var st *admission.Status
-	for {
-		var err error
-		st, err = cl.Admission(ctx, server, d.AdmissionID)
-		if err == nil && st.State != admission.StateStaged {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the promotion of %s: timed out after %.0fs", d.Candidate.ID, waitLimit.Seconds())
-		case <-time.After(100 * time.Millisecond):
-		}
+	st, err := cl.AwaitPromotion(ctx, server, d, nil)
+	if err != nil {
+		return fmt.Errorf("waiting for the promotion of %s: %w", d.Candidate.ID, err)
 	}
 	fmt.Printf("%s: %s after %s (admission %s, %d decisions)\n", d.Candidate.ID, st.State,
 		time.Since(start).Round(100*time.Millisecond), d.AdmissionID, len(st.Decisions))
