@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/spf13/cobra"
+
 	"strings"
 	"testing"
 )
@@ -119,6 +121,33 @@ func TestFlagCompletion(t *testing.T) {
 }
 
 // Each command has a description with its exit statuses and examples.
+// Every command of the tree (cobra's help and completion aside) says what
+// it does, how it exits, and shows an example.
+func TestEveryCommandDescribed(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Name() == "help" || c.Name() == "completion" || (c.HasParent() && c.Parent().Name() == "completion") {
+			return
+		}
+		inherited := "" // a group's subcommands may share its exit statuses
+		if c.HasParent() {
+			inherited = c.Parent().Long
+		}
+		if c.Long == "" || !strings.Contains(c.Long+inherited, "Exit status") {
+			t.Errorf("%s: no long description with exit statuses", c.CommandPath())
+		}
+		if c.Example == "" {
+			t.Errorf("%s: no example", c.CommandPath())
+		}
+	}
+	root := newRoot()
+	root.InitDefaultHelpCmd()
+	walk(root)
+}
+
 func TestCommandsDescribed(t *testing.T) {
 	root := newRoot()
 	for _, name := range append([]string{"serve", "eval"}, clientCommands...) {

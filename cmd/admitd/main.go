@@ -67,6 +67,22 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "admitd",
 		Short:         "Policy-driven admission gate for Raft cluster membership",
+		Long: `admitd decides, by Rego policies evaluated in order, whether a node may join a
+hashicorp/raft cluster (reachable, not initialized, safe for the quorum), and
+whether a member may be removed or demoted; only then does it change the
+membership. admitd serve runs a node; the other commands ask one.
+
+The client commands find their server in --server or ADMITD_SERVER (default
+http://127.0.0.1:7400) and their credentials in --token-file/ADMITD_TOKEN_FILE
+and --tls-cert, --tls-key, --tls-ca/ADMITD_TLS_CERT, _KEY, _CA.
+
+Exit status, for every command: 0 ok (allowed), 1 error, 2 usage (an unknown
+command or flag, a missing or bad flag value), 3 denied by the policies.`,
+		Example: `  admitd serve --id n1 --bootstrap
+  admitd serve --id n2 --join http://127.0.0.1:7400 --http-addr 127.0.0.1:7410 --raft-addr 127.0.0.1:7411
+  admitd status --wait-voters 2 --timeout 2m
+  admitd join --id n4 --raft-addr 127.0.0.1:7431 --api-url http://127.0.0.1:7430
+  admitd eval --facts facts.json --explain`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
