@@ -1,5 +1,12 @@
 // Package e2e runs real `admitd serve` processes on 127.0.0.1 and checks
 // the external contract through the HTTP API and the CLI.
+//
+// It imports nothing of admitd but the shipped policy files, on purpose:
+// its process harness (below),
+// its free-port helper and the wire shapes it decodes are its own copies,
+// not internal/tools/proc or internal/api, so that a renamed JSON field, a
+// changed flag or exit status breaks these tests instead of moving with
+// the code under test.
 package e2e
 
 import (
@@ -221,8 +228,8 @@ func tail(path string, lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
-// Contract shapes, declared here rather than imported so that a renamed
-// field in the implementation breaks these tests.
+// Contract shapes, declared here rather than imported from internal/api
+// so that a renamed field in the implementation breaks these tests.
 
 type candidate struct {
 	ID       string `json:"id"`
