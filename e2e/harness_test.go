@@ -2,11 +2,10 @@
 // the external contract through the HTTP API and the CLI.
 //
 // It imports nothing of admitd but the shipped policy files, on purpose:
-// its process harness (below),
-// its free-port helper and the wire shapes it decodes are its own copies,
-// not internal/tools/proc or internal/api, so that a renamed JSON field, a
-// changed flag or exit status breaks these tests instead of moving with
-// the code under test.
+// its process harness (below), its free-port helper and the wire shapes it
+// decodes are its own copies, not internal/tools/proc or internal/api, so
+// that a renamed JSON field, a changed flag or exit status breaks these
+// tests instead of moving with the code under test.
 package e2e
 
 import (
