@@ -30,11 +30,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/admitd/admitd/internal/testutil"
 )
 
 // documents are run in parallel, each in its own session.
@@ -303,12 +304,8 @@ func replacePort(s, old, repl string) string {
 }
 
 func freePort(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	_, port, _ := net.SplitHostPort(testutil.FreeAddr(t))
+	return port
 }
 
 // copyRepo copies the repository's files (tracked and new, not ignored) to

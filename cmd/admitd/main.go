@@ -65,8 +65,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func newRoot() *cobra.Command {
 	root := &cobra.Command{
-		Use:           "admitd",
-		Short:         "Policy-driven admission gate for Raft cluster membership",
+		Use:   "admitd",
+		Short: "Policy-driven admission gate for Raft cluster membership",
 		Long: `admitd decides, by Rego policies evaluated in order, whether a node may join a
 hashicorp/raft cluster (reachable, not initialized, safe for the quorum), and
 whether a member may be removed or demoted; only then does it change the

@@ -16,6 +16,7 @@ import (
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
 	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/testutil"
 )
 
 // fakeNode is an API that answers /v1/state, and /v1/cluster from a
@@ -147,7 +148,7 @@ func TestStatusWaitVoters(t *testing.T) {
 
 // The wait tolerates a node that does not listen yet.
 func TestStatusWaitVotersUntilTheNodeListens(t *testing.T) {
-	addr := freeLocalAddr(t)
+	addr := testutil.FreeAddr(t)
 	result := make(chan string, 1)
 	go func() {
 		code, out, errOut := runCmd(t, "", "status", "--server", "http://"+addr, "--wait-voters", "1", "--timeout", "20s")
@@ -172,16 +173,6 @@ func TestStatusWaitVotersUntilTheNodeListens(t *testing.T) {
 	}
 }
 
-func freeLocalAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Time runs out: exit 1, naming what was missing and the staged node's
 // last decision; nothing on stdout.
 func TestStatusWaitVotersTimeout(t *testing.T) {
@@ -200,7 +191,7 @@ func TestStatusWaitVotersTimeout(t *testing.T) {
 		t.Errorf("took %s, want about 1.5s", elapsed)
 	}
 	// No answer at all until the end: the last error is the reason.
-	code, _, errOut = runCmd(t, "", "status", "--server", "http://"+freeLocalAddr(t), "--wait-voters", "1", "--timeout", "1s")
+	code, _, errOut = runCmd(t, "", "status", "--server", "http://"+testutil.FreeAddr(t), "--wait-voters", "1", "--timeout", "1s")
 	if code != exitError || !strings.Contains(errOut, "not reached within 1s: no answer yet: ") || !strings.Contains(errOut, "connection refused") {
 		t.Fatalf("nothing listening: exit %d: %s", code, errOut)
 	}
