@@ -100,9 +100,9 @@ func newBenchServer(b *testing.B, id string) *benchServer {
 	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(id)
-	conf.HeartbeatTimeout = 100 * time.Millisecond
-	conf.ElectionTimeout = 100 * time.Millisecond
-	conf.LeaderLeaseTimeout = 100 * time.Millisecond
+	conf.HeartbeatTimeout = testHeartbeatTimeout // example_test.go
+	conf.ElectionTimeout = testElectionTimeout
+	conf.LeaderLeaseTimeout = testLeaderLeaseTimeout
 	conf.CommitTimeout = 2 * time.Millisecond
 	conf.TrailingLogs = 32
 	conf.SnapshotThreshold = 1 << 30 // snapshots are taken outside the timer, see settle

@@ -54,14 +54,28 @@ type hostSnapshot struct{}
 func (hostSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (hostSnapshot) Release()                          {}
 
+// Raft timeouts of the in-process servers of this package's tests (this
+// example's and the benchmarks'). Shorter than raft's defaults, so that a
+// one-server cluster elects itself quickly, but long enough that leadership
+// survives half a second unscheduled: the suite runs under -race, packages
+// side by side, on machines as small and as loaded as a 2-core CI runner,
+// where in-process clusters of two voters with 100 ms (lease 50 ms) lost
+// their leader mid-test. raft requires
+// LeaderLeaseTimeout <= HeartbeatTimeout <= ElectionTimeout.
+const (
+	testHeartbeatTimeout   = 500 * time.Millisecond
+	testElectionTimeout    = 500 * time.Millisecond
+	testLeaderLeaseTimeout = 500 * time.Millisecond
+)
+
 // startRaft starts a raft server on 127.0.0.1 with its FSM wrapped; with
 // bootstrap it forms a one-server cluster and waits (bounded) to lead it.
 func startRaft(id string, bootstrap bool) (*raft.Raft, *admitd.FSM, string) {
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(id)
 	conf.Logger = hclog.NewNullLogger()
-	conf.HeartbeatTimeout, conf.ElectionTimeout = 100*time.Millisecond, 100*time.Millisecond
-	conf.LeaderLeaseTimeout, conf.CommitTimeout = 50*time.Millisecond, 5*time.Millisecond
+	conf.HeartbeatTimeout, conf.ElectionTimeout = testHeartbeatTimeout, testElectionTimeout
+	conf.LeaderLeaseTimeout, conf.CommitTimeout = testLeaderLeaseTimeout, 5*time.Millisecond
 	trans, err := raft.NewTCPTransport("127.0.0.1:0", nil, 3, 2*time.Second, io.Discard)
 	if err != nil {
 		panic(err)

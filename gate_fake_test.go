@@ -63,6 +63,18 @@ type fakeNopSnapshot struct{}
 func (fakeNopSnapshot) Persist(s raft.SnapshotSink) error { return s.Close() }
 func (fakeNopSnapshot) Release()                          {}
 
+// Raft timeouts of the candidates' real raft servers. A candidate never
+// joins a cluster (the leader is fakeRaft), so these only keep raft's
+// ordering (LeaderLeaseTimeout <= HeartbeatTimeout <= ElectionTimeout);
+// they are the values of the suite's other in-process servers
+// (example_test.go), whose leadership must survive half a second
+// unscheduled under -race on a loaded 2-core machine.
+const (
+	fakeHeartbeatTimeout   = 500 * time.Millisecond
+	fakeElectionTimeout    = 500 * time.Millisecond
+	fakeLeaderLeaseTimeout = 500 * time.Millisecond
+)
+
 func startFakeCandidate(t *testing.T, id string) *fakeCandidate {
 	t.Helper()
 	trans, err := raft.NewTCPTransportWithLogger("127.0.0.1:0", nil, 3, time.Second, hclog.NewNullLogger())
@@ -71,9 +83,9 @@ func startFakeCandidate(t *testing.T, id string) *fakeCandidate {
 	}
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(id)
-	conf.HeartbeatTimeout = 50 * time.Millisecond
-	conf.ElectionTimeout = 50 * time.Millisecond
-	conf.LeaderLeaseTimeout = 50 * time.Millisecond
+	conf.HeartbeatTimeout = fakeHeartbeatTimeout
+	conf.ElectionTimeout = fakeElectionTimeout
+	conf.LeaderLeaseTimeout = fakeLeaderLeaseTimeout
 	conf.CommitTimeout = 5 * time.Millisecond
 	conf.Logger = hclog.NewNullLogger()
 	store := raft.NewInmemStore()

@@ -2,6 +2,7 @@ package raftglue
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/hashicorp/raft"
@@ -13,12 +14,31 @@ func candidateOf(n *Node) facts.Candidate {
 	return facts.Candidate{ID: n.ID(), RaftAddr: n.Addr(), APIURL: n.APIURL()}
 }
 
-// stage adds n as a staged non-voter at the current configuration index.
-func stage(t *testing.T, leader, n *Node, admissionID string) {
+// stage adds n as a staged non-voter at the current configuration index
+// and returns the node that leads once it is in. If leadership moves, the
+// stage is asked again of the next leader (onLeader): the lost add may have
+// committed, so a second attempt first reads the committed configuration on
+// that leader, stops if n is a non-voter there staged under admissionID,
+// and else stages it at that configuration's index, which raft refuses if
+// it went stale.
+func stage(t *testing.T, leader, n *Node, admissionID string) *Node {
 	t.Helper()
-	if _, err := leader.stageNonvoter(testCtx(t), candidateOf(n), admissionID, mustConfig(t, leader).Index); err != nil {
-		t.Fatalf("stage %s: %v", n.ID(), err)
-	}
+	attempt := 0
+	return onLeader(t, leader, "stage "+n.ID(), func(leader *Node) error {
+		ctx := testCtx(t)
+		cc, err := leader.ClusterConfig(ctx)
+		if err != nil {
+			return err
+		}
+		if attempt++; attempt > 1 && leader.Staged()[n.ID()].AdmissionID == admissionID &&
+			slices.ContainsFunc(cc.Servers, func(s facts.ConfigServer) bool {
+				return s.ID == n.ID() && s.Address == n.Addr() && s.Suffrage == facts.Nonvoter
+			}) {
+			return nil
+		}
+		_, err = leader.stageNonvoter(ctx, candidateOf(n), admissionID, cc.Index)
+		return err
+	})
 }
 
 func suffrageOf(t *testing.T, leader *Node, id string) string {
@@ -112,18 +132,23 @@ func TestReconcileStaged(t *testing.T) {
 	stage(t, leader, n3, "adm-3")
 	ctx := testCtx(t)
 	// Raft changes alone, as if the metadata commit after them was lost.
-	if err := leader.raft.AddVoter("n2", raft.ServerAddress(n2.Addr()), 0, 0).Error(); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.raft.RemoveServer("n3", 0, 0).Error(); err != nil {
-		t.Fatal(err)
-	}
+	// With n2 a voter, the leader needs n2 to keep leading: on a leader
+	// change both are asked again of the next leader (n1 or n2), whose
+	// replicated stages are the same. Asking again is safe: without a
+	// prevIndex (0) neither can go stale, and adding a voter already at
+	// that address, or removing a server already gone, leaves the
+	// configuration as it was.
+	leader = onLeader(t, leader, "raft AddVoter n2", func(leader *Node) error {
+		return leader.raft.AddVoter("n2", raft.ServerAddress(n2.Addr()), 0, 0).Error()
+	})
+	leader = onLeader(t, leader, "raft RemoveServer n3", func(leader *Node) error {
+		return leader.raft.RemoveServer("n3", 0, 0).Error()
+	})
 	if len(leader.Staged()) != 2 {
 		t.Fatalf("staged %v before reconciling, want both", leader.Staged())
 	}
-	if err := leader.ReconcileStaged(ctx); err != nil {
-		t.Fatal(err)
-	}
+	// Ending a stage twice ends it once, so asking again is safe too.
+	leader = onLeader(t, leader, "ReconcileStaged", func(leader *Node) error { return leader.ReconcileStaged(ctx) })
 	if len(leader.Staged()) != 0 {
 		t.Fatalf("staged %v after reconciling, want none", leader.Staged())
 	}

@@ -30,6 +30,7 @@ func restartAfter(t *testing.T, n *Node, change func(dir string)) (*Node, error)
 	again, err := Open(cfg)
 	if err == nil {
 		t.Cleanup(func() { _ = again.Shutdown() })
+		track(t, again)
 	}
 	return again, err
 }
@@ -103,16 +104,18 @@ func fencedCluster(t *testing.T) (leader, n2, n3 *Node) {
 }
 
 // staysFenced checks, over several heartbeats, that n refuses the
-// leader's log while the leader keeps committing without it.
-func staysFenced(t *testing.T, leader, n *Node) {
+// leader's log while the leader keeps committing without it. The two
+// other voters may elect either of them meanwhile (n, fenced, has no say):
+// the puts follow the leader (putOnLeader), and it returns the node that
+// leads at the end.
+func staysFenced(t *testing.T, leader, n *Node) *Node {
 	t.Helper()
 	if !n.Fenced() || !errors.Is(n.LostLog(), ErrLostLog) {
 		t.Fatalf("%s: fenced %v, lost log %v; want fenced for a lost log", n.ID(), n.Fenced(), n.LostLog())
 	}
 	for i := range 5 {
-		if err := put(leader, testCtx(t), fmt.Sprint("after-wipe-", i), "v"); err != nil {
-			t.Fatalf("the two other voters stop committing: %v", err)
-		}
+		// Fails the test if the two other voters stop committing.
+		leader = putOnLeader(t, leader, fmt.Sprint("after-wipe-", i), "v")
 		time.Sleep(100 * time.Millisecond) // heartbeats and append attempts
 	}
 	if n.LastIndex() != 0 || n.Initialized() || n.ClusterID() != "" || leader.LastIndex() == 0 {
@@ -122,6 +125,7 @@ func staysFenced(t *testing.T, leader, n *Node) {
 	if !n.Fenced() {
 		t.Fatalf("%s unfenced", n.ID())
 	}
+	return leader
 }
 
 // A voter whose wal/ alone was deleted does not rejoin as the old voter:
@@ -134,9 +138,7 @@ func TestWipeWALKeepsFence(t *testing.T) {
 	if n2.Fenced() || n2.LostLog() != nil {
 		t.Fatalf("wal intact: fenced %v, lost %v; want an ordinary restart", n2.Fenced(), n2.LostLog())
 	}
-	if err := put(leader, testCtx(t), "intact", "v"); err != nil {
-		t.Fatal(err)
-	}
+	leader = putOnLeader(t, leader, "intact", "v")
 	eventually(t, "n2 catching up after an ordinary restart", func() bool {
 		v, _ := get(n2, "intact")
 		return v == "v" && n2.LastIndex() >= leader.LastIndex()
@@ -144,7 +146,7 @@ func TestWipeWALKeepsFence(t *testing.T) {
 
 	// The clean shutdown recorded last-seen.json too; first both records.
 	n2 = mustRestartAfter(t, n2, removeWAL(t))
-	staysFenced(t, leader, n2)
+	leader = staysFenced(t, leader, n2)
 	if err := n2.Bootstrap(testCtx(t)); !errors.Is(err, ErrLostLog) {
 		t.Fatalf("bootstrap of a lost member: %v, want ErrLostLog", err)
 	}

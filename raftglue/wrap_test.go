@@ -178,10 +178,10 @@ func wrapRaft(t *testing.T, fsm raft.FSM, logs *raft.InmemStore, snaps raft.Snap
 	t.Helper()
 	conf := raft.DefaultConfig()
 	conf.LocalID = raft.ServerID(addr)
-	conf.HeartbeatTimeout = 50 * time.Millisecond
-	conf.ElectionTimeout = 50 * time.Millisecond
-	conf.LeaderLeaseTimeout = 50 * time.Millisecond
-	conf.CommitTimeout = 5 * time.Millisecond
+	conf.HeartbeatTimeout = wrapHeartbeatTimeout // single voter: see testcluster_test.go
+	conf.ElectionTimeout = wrapElectionTimeout
+	conf.LeaderLeaseTimeout = wrapLeaderLeaseTimeout
+	conf.CommitTimeout = wrapCommitTimeout
 	conf.BatchApplyCh = true // so a burst of applies shares raft's batches
 	conf.SnapshotThreshold = 1 << 30
 	conf.SnapshotInterval = time.Hour

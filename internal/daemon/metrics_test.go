@@ -69,7 +69,7 @@ func metricsNode(t *testing.T, id string) Config {
 		ID: id, RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(), Policies: policies,
 		JoinTimeout: 30 * time.Second,
 		Logger:      hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: os.Stderr}),
-		Raft:        RaftTimeouts{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+		Raft:        testRaft,
 	}
 }
 

@@ -57,7 +57,7 @@ func runDaemon(t *testing.T, ops OpsConfig, policies string) (string, *lockedBuf
 	logs := &lockedBuffer{}
 	cfg := Config{
 		ID: "n1", RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(),
-		Policies: policies, Bootstrap: true, Ops: ops,
+		Policies: policies, Bootstrap: true, Ops: ops, Raft: testRaft,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,6 +25,22 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// Raft timeouts of the daemons these tests run. The suite runs packages
+// side by side under -race, and on a loaded 2-core machine a process's
+// goroutines can go unscheduled for longer than 100-200 ms: in-process
+// clusters of two voters with such timeouts (these had 200 ms, lease
+// 100 ms) lost their leader mid-test. Leadership now survives half a
+// second unscheduled, and a one-node cluster still elects itself within a
+// second (raft's defaults, 1 s, take up to two). raft requires
+// LeaderLeaseTimeout <= HeartbeatTimeout <= ElectionTimeout.
+const (
+	testHeartbeatTimeout   = 500 * time.Millisecond
+	testElectionTimeout    = 500 * time.Millisecond
+	testLeaderLeaseTimeout = 500 * time.Millisecond
+)
+
+var testRaft = RaftTimeouts{Heartbeat: testHeartbeatTimeout, Election: testElectionTimeout, LeaderLease: testLeaderLeaseTimeout}
+
 // secureNode is the config of a node with a token and mTLS.
 func secureNode(t *testing.T, ca *tlstest.CA, id, token string) Config {
 	pair := ca.Issue(t, id, []string{tlstest.SPIFFE(id)}, nil)
@@ -34,7 +50,7 @@ func secureNode(t *testing.T, ca *tlstest.CA, id, token string) Config {
 		Token: token, TLS: TLSFiles{Cert: pair.Cert, Key: pair.Key, CA: ca.File},
 		AdmissionRate: 5, AdmissionBurst: 10, JoinTimeout: 20 * time.Second,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: os.Stderr}),
-		Raft:   RaftTimeouts{Heartbeat: 200 * time.Millisecond, Election: 200 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+		Raft:   testRaft,
 	}
 }
 

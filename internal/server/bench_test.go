@@ -27,8 +27,8 @@ func benchNode(b *testing.B, id string, bootstrap bool) (*raftglue.Node, *server
 	url := "http://" + ln.Addr().String()
 	node, err := raftglue.Open(raftglue.Config{
 		ID: id, RaftAddr: "127.0.0.1:0", APIURL: url, DataDir: b.TempDir(),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		HeartbeatTimeout: server.TestHeartbeatTimeout, ElectionTimeout: server.TestElectionTimeout,
+		LeaderLeaseTimeout: server.TestLeaderLeaseTimeout, CommitTimeout: server.TestCommitTimeout,
 	})
 	if err != nil {
 		b.Fatal(err)

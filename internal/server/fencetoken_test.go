@@ -51,8 +51,8 @@ func startPNode(t *testing.T, id, dir string, bootstrap bool, adjust func(*Confi
 	url := "http://" + ln.Addr().String()
 	node, err := raftglue.Open(raftglue.Config{
 		ID: id, RaftAddr: "127.0.0.1:0", APIURL: url, DataDir: dir, Fence: true,
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		HeartbeatTimeout: TestHeartbeatTimeout, ElectionTimeout: TestElectionTimeout,
+		LeaderLeaseTimeout: TestLeaderLeaseTimeout, CommitTimeout: TestCommitTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,25 @@ type panswer struct {
 
 var pclient = &http.Client{Timeout: 30 * time.Second}
 
+// pcall sends a request and, while the answer is 503 NO_LEADER, asks
+// again for up to ten seconds: that answer means nothing was decided (no
+// leader known, or leadership gone before any facts were read), so a
+// client asks again once a leader is elected; see send in secure_test.go.
 func pcall(t *testing.T, method, url string, body []byte, header http.Header) panswer {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := pcallOnce(t, method, url, body, header)
+		var e errorBody
+		if r.status != http.StatusServiceUnavailable || json.Unmarshal(r.body, &e) != nil || e.Error.Code != "NO_LEADER" ||
+			time.Now().After(deadline) {
+			return r
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func pcallOnce(t *testing.T, method, url string, body []byte, header http.Header) panswer {
 	t.Helper()
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {

@@ -44,8 +44,8 @@ func newTestNode(t *testing.T, id string, bootstrap, fence bool, adjust func(*se
 	hs.Listener = ln
 	node, err := raftglue.Open(raftglue.Config{
 		ID: id, RaftAddr: "127.0.0.1:0", APIURL: "http://" + ln.Addr().String(), DataDir: t.TempDir(),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		HeartbeatTimeout: server.TestHeartbeatTimeout, ElectionTimeout: server.TestElectionTimeout,
+		LeaderLeaseTimeout: server.TestLeaderLeaseTimeout, CommitTimeout: server.TestCommitTimeout,
 		Fence: fence,
 	})
 	if err != nil {

@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,8 +58,8 @@ func startNodeWith(t *testing.T, id string, bootstrap bool, o nodeOpts) *testNod
 	url := scheme + "://" + ln.Addr().String()
 	cfg.Node, err = raftglue.Open(raftglue.Config{
 		ID: id, RaftAddr: "127.0.0.1:0", APIURL: url, DataDir: t.TempDir(),
-		HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
+		HeartbeatTimeout: server.TestHeartbeatTimeout, ElectionTimeout: server.TestElectionTimeout,
+		LeaderLeaseTimeout: server.TestLeaderLeaseTimeout, CommitTimeout: server.TestCommitTimeout,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -124,8 +127,57 @@ func httpsClient(t *testing.T, ca *tlstest.CA, pair *tlstest.Pair) *http.Client 
 	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 }
 
+// noLeaderPatience bounds how long send asks again while the answer is
+// 503 NO_LEADER.
+const noLeaderPatience = 10 * time.Second
+
 // send is do with a client and headers; a transport error is returned.
+//
+// An answer of 503 NO_LEADER is asked again, every 50 ms for up to
+// noLeaderPatience: it means nothing was decided (the node asked knew no
+// leader to forward to, or was no longer the leader before it read any
+// facts; a change that lost its leader answers LEADERSHIP_LOST or
+// OUTCOME_UNKNOWN instead), so asking again once a leader is elected is
+// what any client does, and a leader lost to a loaded machine's scheduling
+// between two steps of a test is not what the test is about. A body that
+// cannot be read twice (a streaming one) is sent once. sendOnce asks once,
+// for the tests that expect NO_LEADER.
 func send(c *http.Client, method, url string, body io.Reader, header http.Header) (response, error) {
+	var payload []byte
+	switch b := body.(type) {
+	case nil:
+	case *strings.Reader, *bytes.Reader, *bytes.Buffer:
+		var err error
+		if payload, err = io.ReadAll(b); err != nil {
+			return response{}, err
+		}
+	default:
+		return sendOnce(c, method, url, body, header)
+	}
+	deadline := time.Now().Add(noLeaderPatience)
+	for {
+		var again io.Reader
+		if body != nil {
+			again = bytes.NewReader(payload)
+		}
+		r, err := sendOnce(c, method, url, again, header)
+		if err != nil || !noLeader(r) || time.Now().After(deadline) {
+			return r, err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// noLeader reports whether r is the contract's 503 NO_LEADER.
+func noLeader(r response) bool {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	return r.status == http.StatusServiceUnavailable && json.Unmarshal(r.body, &e) == nil && e.Error.Code == "NO_LEADER"
+}
+
+// sendOnce is send without asking again.
+func sendOnce(c *http.Client, method, url string, body io.Reader, header http.Header) (response, error) {
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		return response{}, err
@@ -145,6 +197,16 @@ func send(c *http.Client, method, url string, body io.Reader, header http.Header
 func mustSend(t *testing.T, c *http.Client, method, url string, body io.Reader, header http.Header) response {
 	t.Helper()
 	r, err := send(c, method, url, body, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// mustSendOnce is mustSend without asking again on NO_LEADER.
+func mustSendOnce(t *testing.T, c *http.Client, method, url string, body io.Reader, header http.Header) response {
+	t.Helper()
+	r, err := sendOnce(c, method, url, body, header)
 	if err != nil {
 		t.Fatal(err)
 	}

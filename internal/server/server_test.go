@@ -68,19 +68,11 @@ type response struct {
 	body   []byte
 }
 
+// do sends a request with testClient; like send, it asks again while the
+// answer is NO_LEADER.
 func do(t *testing.T, method, url string, body io.Reader) response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := testClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return mustSend(t, testClient, method, url, body, nil)
 }
 
 func post(t *testing.T, url, body string) response {
