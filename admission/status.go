@@ -6,20 +6,23 @@ import (
 	"github.com/admitd/admitd/facts"
 )
 
+// State is where an admission stands.
+type State string
+
 // Admission states, as GET /v1/admissions/{id} reports them.
 const (
-	StateStaged   = "staged"   // a non-voter, waiting for promotion
-	StatePromoted = "promoted" // a voter, after a staged join
-	StateAdmitted = "admitted" // a voter, added directly
-	StateRemoved  = "removed"  // staged, then removed (deadline) or gone
-	StateDenied   = "denied"   // never added
+	StateStaged   State = "staged"   // a non-voter, waiting for promotion
+	StatePromoted State = "promoted" // a voter, after a staged join
+	StateAdmitted State = "admitted" // a voter, added directly
+	StateRemoved  State = "removed"  // staged, then removed (deadline) or gone
+	StateDenied   State = "denied"   // never added
 )
 
 // Status is where one admission stands, with its decisions (both phases,
 // newest first) as the leader holds them.
 type Status struct {
 	AdmissionID string          `json:"admission_id"`
-	State       string          `json:"state"`
+	State       State           `json:"state"`
 	Candidate   facts.Candidate `json:"candidate"`
 	Progress    *StageProgress  `json:"progress,omitempty"`
 	Decisions   []*Decision     `json:"decisions"`

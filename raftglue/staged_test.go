@@ -21,7 +21,7 @@ func stage(t *testing.T, leader, n *Node, admissionID string) {
 	}
 }
 
-func suffrageOf(t *testing.T, leader *Node, id string) string {
+func suffrageOf(t *testing.T, leader *Node, id string) facts.Suffrage {
 	t.Helper()
 	s, ok, err := leader.HasMember(testCtx(t), id, "")
 	if err != nil {

@@ -21,7 +21,7 @@ var stagedDecision = &admission.Decision{AdmissionID: "a1", Candidate: facts.Can
 
 // statusServer answers GET /v1/admissions/a1 with each state in turn, and
 // GET /v1/cluster with n4 as suffrage ("" for absent).
-func statusServer(t *testing.T, suffrage string, states ...string) string {
+func statusServer(t *testing.T, suffrage facts.Suffrage, states ...admission.State) string {
 	t.Helper()
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +41,7 @@ func statusServer(t *testing.T, suffrage string, states ...string) string {
 		i := min(int(calls.Add(1))-1, len(states)-1)
 		st := admission.Status{AdmissionID: "a1", State: states[i], Candidate: facts.Candidate{ID: "n4"},
 			Progress:  &admission.StageProgress{Deadline: time.Now().Add(time.Minute), CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7}},
-			Decisions: []*admission.Decision{{DecisionID: "d" + states[i], AdmissionID: "a1"}}}
+			Decisions: []*admission.Decision{{DecisionID: "d" + string(states[i]), AdmissionID: "a1"}}}
 		if states[i] == admission.StatePromoted {
 			st.Decisions[0].Applied = &admission.Applied{Suffrage: facts.Voter}
 		}
@@ -52,7 +52,7 @@ func statusServer(t *testing.T, suffrage string, states ...string) string {
 }
 
 func TestWaitPromotionEndsOnASettledState(t *testing.T) {
-	for _, final := range []string{admission.StatePromoted, admission.StateRemoved} {
+	for _, final := range []admission.State{admission.StatePromoted, admission.StateRemoved} {
 		url := statusServer(t, "", admission.StateStaged, final)
 		var progress bytes.Buffer
 		st, err := waitPromotion(context.Background(), client.New(5*time.Second), url, stagedDecision, &progress)
@@ -101,7 +101,7 @@ func TestWaitPromotionBoundedAndUnknown(t *testing.T) {
 
 // An admission an earlier leader settled is read from the configuration.
 func TestWaitPromotionSettledByAnEarlierLeader(t *testing.T) {
-	for suffrage, want := range map[string]string{facts.Voter: admission.StatePromoted, "": admission.StateRemoved} {
+	for suffrage, want := range map[facts.Suffrage]admission.State{facts.Voter: admission.StatePromoted, "": admission.StateRemoved} {
 		st, err := waitPromotion(context.Background(), client.New(5*time.Second), statusServer(t, suffrage), stagedDecision, &bytes.Buffer{})
 		if err != nil || st.State != want {
 			t.Fatalf("n4 %q in the configuration: %+v, %v; want %s", suffrage, st, err, want)

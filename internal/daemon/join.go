@@ -67,10 +67,10 @@ func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url stri
 	}
 	switch {
 	case d.Allowed && d.AlreadyMember != "":
-		log.Info("already a member", "as", d.AlreadyMember, "decision_id", d.DecisionID, "by", d.DecidedBy)
+		log.Info("already a member", "as", string(d.AlreadyMember), "decision_id", d.DecisionID, "by", d.DecidedBy)
 		return true, nil
 	case d.Allowed && d.Applied != nil:
-		log.Info("admitted", "as", d.Applied.Suffrage, "decision_id", d.DecisionID, "admission_id", d.AdmissionID,
+		log.Info("admitted", "as", string(d.Applied.Suffrage), "decision_id", d.DecisionID, "admission_id", d.AdmissionID,
 			"by", d.DecidedBy, "index", d.Applied.Index)
 		return true, nil
 	case d.Permanent:

@@ -59,7 +59,7 @@ func (s *Server) promotedYet(r *http.Request, st *admission.Status) (*admission.
 
 // settledState names the outcome of an admission that is no longer staged
 // from its decisions and the candidate's membership now.
-func settledState(ds []*admission.Decision, suffrage string, present bool) string {
+func settledState(ds []*admission.Decision, suffrage facts.Suffrage, present bool) admission.State {
 	switch {
 	case present && suffrage == facts.Voter && ds[len(ds)-1].Applied != nil && ds[len(ds)-1].Applied.Suffrage == facts.Voter:
 		return admission.StateAdmitted

@@ -16,9 +16,9 @@ func TestSettledState(t *testing.T) {
 	cases := []struct {
 		name     string
 		ds       []*admission.Decision // newest first
-		suffrage string
+		suffrage facts.Suffrage
 		present  bool
-		want     string
+		want     admission.State
 	}{
 		{"direct voter", []*admission.Decision{direct}, facts.Voter, true, admission.StateAdmitted},
 		{"promoted", []*admission.Decision{promoted, staged}, facts.Voter, true, admission.StatePromoted},
