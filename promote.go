@@ -143,10 +143,11 @@ func (g *Gate) promoteOne(ctx context.Context, id string, st raftglue.Stage) {
 	switch {
 	case d.Allowed:
 		g.promote(ctx, d)
-	case time.Now().After(deadline) && !g.cfg.staging.Keep:
+	case time.Now().After(deadline) && !g.cfg.staging.Keep && !st.Demoted:
 		g.expire(ctx, d)
 	default:
 		if time.Now().After(deadline) {
+			// A demoted voter stays: its removal is a removal decision's.
 			d.Reason = fmt.Sprintf("not promoted within %s, left in place: %s", g.cfg.staging.Deadline, d.Reason)
 		}
 		if g.prom.changed(id, denySignature(d)) {

@@ -225,10 +225,14 @@ func suffrageOf(t *facts.Topology, id string) facts.Suffrage {
 // ErrDryRun: the gate runs in dry-run mode and never changes membership.
 var ErrDryRun = errors.New("admitd: dry-run mode never changes membership")
 
-// ClearTombstone lets a removed id be admitted again. Leader only.
+// ClearTombstone lets a removed id be admitted again. Leader only; a
+// dry-run gate changes nothing and answers ErrDryRun.
 func (g *Gate) ClearTombstone(ctx context.Context, id string) error {
 	if g.closed.Load() {
 		return ErrClosed
+	}
+	if g.cfg.dryRun {
+		return ErrDryRun
 	}
 	if !g.host.IsLeader() {
 		return g.notLeader()

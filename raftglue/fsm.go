@@ -24,6 +24,9 @@ type Stage struct {
 	APIURL      string `json:"api_url"`
 	// StagedAtMS is the admitting leader's clock, Unix milliseconds.
 	StagedAtMS int64 `json:"staged_at_ms"`
+	// Demoted marks a voter demoted by a granted removal-phase decision:
+	// a member with a vote history, never removed for missing a deadline.
+	Demoted bool `json:"demoted,omitempty"`
 }
 
 // FSM command ops.

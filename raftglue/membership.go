@@ -150,7 +150,7 @@ func (h *Host) DemoteVoter(ctx context.Context, g admission.Grant) (uint64, erro
 		return 0, ErrNoPrevIndex
 	}
 	apiURL := h.fsm.members()[c.ID].APIURL
-	stage := &Stage{AdmissionID: g.DecisionID(), RaftAddr: c.RaftAddr, APIURL: apiURL, StagedAtMS: time.Now().UnixMilli()}
+	stage := &Stage{AdmissionID: g.DecisionID(), RaftAddr: c.RaftAddr, APIURL: apiURL, StagedAtMS: time.Now().UnixMilli(), Demoted: true}
 	if _, err := h.apply(ctx, command{Op: opRegister, ID: c.ID, APIURL: apiURL, Stage: stage}); err != nil {
 		return 0, err
 	}
@@ -179,10 +179,15 @@ func checkRemoveGrant(g admission.Grant, change string) error {
 // RemoveStaged removes a staged non-voter that was not promoted, if the
 // configuration is still the one at prevIndex. It leaves no tombstone: the
 // node never voted, and its raft state already marks it as initialized.
+// A demoted voter did vote: only a granted removal takes it out.
 // Error semantics are AddVoter's.
 func (h *Host) RemoveStaged(ctx context.Context, id string, prevIndex uint64) (uint64, error) {
-	if _, ok := h.fsm.staged()[id]; !ok {
+	st, ok := h.fsm.staged()[id]
+	switch {
+	case !ok:
 		return 0, fmt.Errorf("raftglue: %s is not a staged member", id)
+	case st.Demoted:
+		return 0, fmt.Errorf("%w: %s is a demoted voter; removing it takes a removal decision", ErrNotGranted, id)
 	}
 	return h.removeServer(ctx, id, prevIndex, opUnstage)
 }

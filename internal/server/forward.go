@@ -51,6 +51,9 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	defer resp.Body.Close()
 	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		w.Header().Set("Retry-After", ra) // the leader's 429 says when to ask again
+	}
 	w.Header().Set("X-Admitd-Forwarded-To", leaderID)
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, io.LimitReader(resp.Body, 16*MaxBodyBytes))

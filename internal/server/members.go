@@ -58,6 +58,10 @@ func (s *Server) handleChange(w http.ResponseWriter, r *http.Request, demote boo
 
 // handleClearTombstone lets a removed id be admitted again.
 func (s *Server) handleClearTombstone(w http.ResponseWriter, r *http.Request) {
+	if s.gate.DryRun() { // before forwarding: an enforcing leader would clear it
+		writeError(w, admitd.ErrDryRun)
+		return
+	}
 	id, ok := s.leaderTarget(w, r)
 	if !ok {
 		return
