@@ -161,7 +161,7 @@ func (g *Gate) apply(ctx context.Context, d *Decision) error {
 	return err
 }
 
-func (g *Gate) applied(d *Decision, suffrage string, index uint64) error {
+func (g *Gate) applied(d *Decision, suffrage facts.Suffrage, index uint64) error {
 	d.Applied = &admission.Applied{Suffrage: suffrage, Index: index}
 	g.metrics.configChange("applied")
 	g.record(d, "admission")
@@ -179,11 +179,11 @@ func (g *Gate) refused(d *Decision, err error) error {
 // settle finds out whether an add as want (voter or nonvoter) that lost
 // its leader or its deadline committed, so the caller never retries a
 // change that already happened.
-func (g *Gate) settle(ctx context.Context, d *Decision, cause error, want string) error {
+func (g *Gate) settle(ctx context.Context, d *Decision, cause error, want facts.Suffrage) error {
 	c := d.Candidate
 	// Only the leader, after a barrier, reads committed membership; a
 	// deposed leader's view may hold the add the new leader drops.
-	suffrage, present, err := "", false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
+	suffrage, present, err := facts.Suffrage(""), false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
 	if g.host.IsLeader() {
 		suffrage, present, err = g.host.HasMember(ctx, c.ID, c.RaftAddr)
 	}

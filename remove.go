@@ -94,7 +94,7 @@ func (g *Gate) checkChange(req ChangeRequest) error {
 
 // decideChange gathers the topology and evaluates the remove pipeline; was
 // is the member's suffrage in those facts ("" when it is none).
-func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (d *Decision, was string, err error) {
+func (g *Gate) decideChange(ctx context.Context, req ChangeRequest) (d *Decision, was facts.Suffrage, err error) {
 	if err := g.host.CheckFSM(ctx); err != nil {
 		return nil, "", err
 	}
@@ -148,14 +148,14 @@ func (g *Gate) member(ctx context.Context, id string) (Candidate, bool) {
 }
 
 // applyChange makes an allowed removal or demotion with the facts' index.
-func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest, was string) error {
+func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest, was facts.Suffrage) error {
 	grant, ok := d.Grant()
 	if !ok {
 		return errInternalNoGrant
 	}
 	applyCtx, cancel := context.WithTimeout(ctx, g.cfg.deadlines.Apply)
 	defer cancel()
-	change, want := g.host.RemoveServer, ""
+	change, want := g.host.RemoveServer, facts.Suffrage("")
 	if req.Demote {
 		change, want = g.host.DemoteVoter, facts.Nonvoter
 	}
@@ -174,7 +174,7 @@ func (g *Gate) applyChange(ctx context.Context, d *Decision, req ChangeRequest, 
 
 // changed records an applied removal (tombstoned unless its metadata
 // commit failed) or demotion.
-func (g *Gate) changed(d *Decision, req ChangeRequest, was string, index uint64, recorded bool) error {
+func (g *Gate) changed(d *Decision, req ChangeRequest, was facts.Suffrage, index uint64, recorded bool) error {
 	if req.Demote {
 		d.Applied = &admission.Applied{Suffrage: facts.Nonvoter, Index: index}
 		g.metrics.configChange("demoted")
@@ -193,8 +193,8 @@ func (g *Gate) changed(d *Decision, req ChangeRequest, was string, index uint64,
 // settleChange reads the committed configuration after a change whose
 // outcome leadership loss or a deadline left unknown: want is the
 // suffrage the member should now have ("" for absent).
-func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest, was string, cause error, want string) error {
-	suffrage, present, err := "", false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
+func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest, was facts.Suffrage, cause error, want facts.Suffrage) error {
+	suffrage, present, err := facts.Suffrage(""), false, error(fmt.Errorf("%w: this server no longer leads", raftglue.ErrNotLeader))
 	if g.host.IsLeader() {
 		suffrage, present, err = g.host.HasMember(ctx, req.ID, "")
 	}
@@ -210,7 +210,7 @@ func (g *Gate) settleChange(ctx context.Context, d *Decision, req ChangeRequest,
 }
 
 // suffrageOf is id's suffrage in a topology, "" when it is no member.
-func suffrageOf(t *facts.Topology, id string) string {
+func suffrageOf(t *facts.Topology, id string) facts.Suffrage {
 	if t == nil {
 		return ""
 	}

@@ -6,12 +6,18 @@ import (
 	"github.com/admitd/admitd/facts"
 )
 
+// Outcome is what one stage of a pipeline decided: OutcomeAllow,
+// OutcomeDeny, OutcomeError (the stage could not be evaluated, which
+// denies) or OutcomeSkipped (an earlier stage stopped the pipeline). In
+// JSON it is a stage's "outcome", the plain string.
+type Outcome string
+
 // Stage outcomes.
 const (
-	OutcomeAllow   = "allow"
-	OutcomeDeny    = "deny"
-	OutcomeError   = "error"
-	OutcomeSkipped = "skipped"
+	OutcomeAllow   Outcome = "allow"
+	OutcomeDeny    Outcome = "deny"
+	OutcomeError   Outcome = "error"
+	OutcomeSkipped Outcome = "skipped"
 )
 
 // CodeStageError is the deny code for a stage that could not be evaluated.
@@ -26,7 +32,7 @@ type Violation struct {
 // StageResult is one stage's part of a decision.
 type StageResult struct {
 	Name       string      `json:"name"`
-	Outcome    string      `json:"outcome"`
+	Outcome    Outcome     `json:"outcome"`
 	Deny       []Violation `json:"deny"`
 	Warn       []Violation `json:"warn"`
 	DurationMS *float64    `json:"duration_ms,omitempty"`
@@ -43,8 +49,8 @@ type StageResult struct {
 
 // Applied records a configuration change made for an allowed decision.
 type Applied struct {
-	Suffrage string `json:"suffrage"`
-	Index    uint64 `json:"index"`
+	Suffrage facts.Suffrage `json:"suffrage"`
+	Index    uint64         `json:"index"`
 }
 
 // Decision is the outcome of one evaluation. Decoding one from JSON never
@@ -54,7 +60,7 @@ type Decision struct {
 	// AdmissionID ties the decisions of one staged join together: the
 	// admit decision and every promote decision after it.
 	AdmissionID    string          `json:"admission_id,omitempty"`
-	Phase          string          `json:"phase,omitempty"`
+	Phase          facts.Phase     `json:"phase,omitempty"`
 	Allowed        bool            `json:"allowed"`
 	Enforced       bool            `json:"enforced"`
 	Reason         string          `json:"reason"`
@@ -72,7 +78,7 @@ type Decision struct {
 	// AlreadyMember is the suffrage of a candidate that asked again and is
 	// already in the configuration at that address, answering as itself
 	// in the leader's term: nothing was decided by policy or applied.
-	AlreadyMember string `json:"already_member,omitempty"`
+	AlreadyMember facts.Suffrage `json:"already_member,omitempty"`
 	// Tombstoned says a removal left a tombstone for the id.
 	Tombstoned bool            `json:"tombstoned,omitempty"`
 	DecidedBy  string          `json:"decided_by,omitempty"`
@@ -101,7 +107,7 @@ type Grant struct {
 	decisionID  string
 	candidate   facts.Candidate
 	configIndex uint64
-	phase       string
+	phase       facts.Phase
 	change      string
 }
 
@@ -124,7 +130,7 @@ func (g Grant) ConfigIndex() uint64 { return g.configIndex }
 
 // Phase is the phase the facts were collected for: an admit grant may add
 // a member, a promote grant may make a staged non-voter a voter.
-func (g Grant) Phase() string { return g.phase }
+func (g Grant) Phase() facts.Phase { return g.phase }
 
 // Change is the change the facts named (facts.ChangeRemove, ...).
 func (g Grant) Change() string { return g.change }

@@ -33,7 +33,7 @@ type Engine struct {
 
 	// pipelines by phase: admit always, promote when the policy set
 	// defines admitd.pipeline.promote_stages.
-	pipelines map[string]*pipeline
+	pipelines map[facts.Phase]*pipeline
 }
 
 // Revision is the hash of the policy files.
@@ -124,7 +124,7 @@ func (e *Engine) Evaluate(ctx context.Context, in *Input) *Decision {
 }
 
 // phaseOf is the document's phase; none means admit, the stricter one.
-func phaseOf(doc *facts.Document) string {
+func phaseOf(doc *facts.Document) facts.Phase {
 	if doc.Phase == "" {
 		return facts.PhaseAdmit
 	}
@@ -183,7 +183,7 @@ func (e *Engine) conclude(d *Decision, in *Input, passed bool) {
 // uncollected names the first safety section of the phase that is missing
 // or failed. The shipped stages deny such facts already; this check keeps
 // an allow impossible even under a policy set that forgot to.
-func uncollected(doc *facts.Document, phase string) string {
+func uncollected(doc *facts.Document, phase facts.Phase) string {
 	switch {
 	case phase == facts.PhaseRemove && (doc.Topology == nil || !doc.Topology.Collected):
 		return "topology"

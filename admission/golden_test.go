@@ -29,10 +29,10 @@ type summary struct {
 }
 
 type stageSummary struct {
-	Name    string   `json:"name"`
-	Outcome string   `json:"outcome"`
-	Deny    []string `json:"deny,omitempty"`
-	Warn    []string `json:"warn,omitempty"`
+	Name    string            `json:"name"`
+	Outcome admission.Outcome `json:"outcome"`
+	Deny    []string          `json:"deny,omitempty"`
+	Warn    []string          `json:"warn,omitempty"`
 }
 
 func summarize(d *admission.Decision) summary {

@@ -215,7 +215,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.pipelines = map[string]*pipeline{facts.PhaseAdmit: admit}
+	e.pipelines = map[facts.Phase]*pipeline{facts.PhaseAdmit: admit}
 	if err := e.prepareOptional(ctx, facts.PhasePromote, "promote_stages", PromoteSafetyStages); err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func (e *Engine) prepare(ctx context.Context) error {
 // prepareOptional prepares admitd.pipeline.<rule> for phase when the set
 // defines it: without promote_stages staged candidates are never
 // promoted, without remove_stages removals and demotions are refused.
-func (e *Engine) prepareOptional(ctx context.Context, phase, rule string, safety []string) error {
+func (e *Engine) prepareOptional(ctx context.Context, phase facts.Phase, rule string, safety []string) error {
 	if !e.defined(ctx, "data.admitd.pipeline."+rule) {
 		return nil
 	}

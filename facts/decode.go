@@ -98,7 +98,7 @@ func describeJSONError(err error) error {
 
 // validateFor is Validate, except that a removal may name a server that is
 // not in the configuration, with no address: the policy then says so.
-func (c Candidate) validateFor(phase string) error {
+func (c Candidate) validateFor(phase Phase) error {
 	if phase == PhaseRemove && c.RaftAddr == "" && c.APIURL == "" {
 		if err := ValidateID(c.ID); err != nil {
 			return fmt.Errorf("candidate.id: %v", err)

@@ -15,7 +15,7 @@ type Document struct {
 	Schema string `json:"schema"`
 	// Phase is PhaseAdmit (join as a member) or PhasePromote (a staged
 	// non-voter becomes a voter); it picks the pipeline. Empty means admit.
-	Phase string `json:"phase,omitempty"`
+	Phase Phase `json:"phase,omitempty"`
 	// Change names the membership change asked for: ChangeAddVoter or
 	// ChangeAddNonvoter in the admit phase, ChangePromote in the promote
 	// phase. Empty in documents from before it existed.
@@ -202,7 +202,7 @@ type Server struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	Resolution
-	Suffrage string `json:"suffrage"`
+	Suffrage Suffrage `json:"suffrage"`
 	// Healthy: it answers as itself, in this cluster and the leader's
 	// term, and keeps up: at most CollectConfig.MaxMemberLag entries
 	// behind the leader's last index.
@@ -215,12 +215,18 @@ type Server struct {
 	PolicyRevision string `json:"policy_revision,omitempty"`
 }
 
+// Phase is which decision a facts document is for, and so which pipeline
+// judges it: PhaseAdmit, PhasePromote or PhaseRemove, and nothing else
+// (Decode refuses any other; "" in a document means admit). In JSON it is
+// the plain string, as the schema and the policies spell it.
+type Phase string
+
 // Phases.
 const (
-	PhaseAdmit   = "admit"
-	PhasePromote = "promote"
+	PhaseAdmit   Phase = "admit"
+	PhasePromote Phase = "promote"
 	// PhaseRemove judges a removal or a demotion of a member.
-	PhaseRemove = "remove"
+	PhaseRemove Phase = "remove"
 )
 
 // Change kinds.
@@ -238,10 +244,17 @@ const (
 	SourceAPI  = "api"
 )
 
+// Suffrage is a member's vote in the raft configuration, as the schema
+// spells it: Voter or Nonvoter ("" where a value says "no member"). raft's
+// own ServerSuffrage is converted to it in one place, raftglue; raft's
+// Staging, which does not vote, is a Nonvoter. In JSON it is the plain
+// string.
+type Suffrage string
+
 // Suffrage values.
 const (
-	Voter    = "voter"
-	Nonvoter = "nonvoter"
+	Voter    Suffrage = "voter"
+	Nonvoter Suffrage = "nonvoter"
 )
 
 // Ms converts a duration to milliseconds, as the schema reports them.

@@ -18,7 +18,7 @@ func member(id, cluster string, term uint64) NodeState {
 
 func TestTopologyHealth(t *testing.T) {
 	const cluster, term = "c1", 5
-	cs := func(id, suffrage, url string) ConfigServer {
+	cs := func(id string, suffrage Suffrage, url string) ConfigServer {
 		return ConfigServer{ID: id, Address: "127.0.0.1:1", Suffrage: suffrage, APIURL: url}
 	}
 	view := &fakeView{cfg: ClusterConfig{

@@ -50,6 +50,6 @@ type ClusterConfig struct {
 type ConfigServer struct {
 	ID       string
 	Address  string
-	Suffrage string // Voter or Nonvoter
+	Suffrage Suffrage // Voter or Nonvoter
 	APIURL   string
 }

@@ -220,7 +220,7 @@ func (h *Host) ClearTombstone(ctx context.Context, id string) error {
 // ErrTimeout to learn whether the change committed. On the leader it first
 // waits for a barrier so the answer is committed state; elsewhere it is the
 // local, possibly not yet committed, view.
-func (h *Host) HasMember(ctx context.Context, id, addr string) (suffrage string, present bool, err error) {
+func (h *Host) HasMember(ctx context.Context, id, addr string) (suffrage facts.Suffrage, present bool, err error) {
 	if h.IsLeader() {
 		if err := h.barrier(ctx); err != nil {
 			return "", false, err
@@ -240,7 +240,7 @@ func (h *Host) HasMember(ctx context.Context, id, addr string) (suffrage string,
 
 // suffrageName maps raft suffrage to the facts vocabulary; Staging (unused
 // by raft today) does not vote, so it is a nonvoter.
-func suffrageName(s raft.ServerSuffrage) string {
+func suffrageName(s raft.ServerSuffrage) facts.Suffrage {
 	if s == raft.Voter {
 		return facts.Voter
 	}

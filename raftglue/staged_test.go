@@ -41,7 +41,7 @@ func stage(t *testing.T, leader, n *Node, admissionID string) *Node {
 	})
 }
 
-func suffrageOf(t *testing.T, leader *Node, id string) string {
+func suffrageOf(t *testing.T, leader *Node, id string) facts.Suffrage {
 	t.Helper()
 	s, ok, err := leader.HasMember(testCtx(t), id, "")
 	if err != nil {

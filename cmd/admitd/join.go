@@ -10,12 +10,13 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/render"
 )
 
 type joinFlags struct {
-	req     client.AdmitRequest
+	req     api.AdmissionRequest
 	output  string
 	timeout time.Duration
 	noWait  bool
@@ -155,7 +156,7 @@ func runJoin(cmd *cobra.Command, f *joinFlags) error {
 	if len(st.Decisions) == 0 { // settled by an earlier leader
 		fmt.Fprintf(cmd.ErrOrStderr(), "%s was %s; the decision is in the log of the leader that made it\n", d.Candidate.ID, st.State)
 	}
-	if newest := last(st, d); st.State == admission.StatePromoted {
+	if newest := last(st, d); st.State == api.StatePromoted {
 		if newest.Applied == nil || newest.Applied.Suffrage != facts.Voter {
 			// The configuration says voter; its decision never showed up
 			// within the grace (leadership moved): say so in the format asked.
@@ -206,7 +207,7 @@ func show(cmd *cobra.Command, format string, d *admission.Decision) error {
 }
 
 // last is the admission's newest decision: the promotion, or the removal.
-func last(st *admission.Status, d *admission.Decision) *admission.Decision {
+func last(st *api.AdmissionStatus, d *admission.Decision) *admission.Decision {
 	if len(st.Decisions) > 0 {
 		return st.Decisions[0]
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 )
 
@@ -23,7 +24,7 @@ const (
 // down) and a cluster without a leader yet are asked again with backoff,
 // until ctx ends. It then returns the last decision, or the last error.
 // Progress goes to w: one updating line on a terminal, plain lines else.
-func admitRetrying(ctx context.Context, cl *client.Client, server string, req client.AdmitRequest, w io.Writer) (*admission.Decision, error) {
+func admitRetrying(ctx context.Context, cl *client.Client, server string, req api.AdmissionRequest, w io.Writer) (*admission.Decision, error) {
 	tty := isTerminal(w)
 	defer clearLine(w, tty)
 	backoff := retryMin

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 )
 
@@ -48,7 +49,7 @@ func TestJoinRetriesWhatWillPass(t *testing.T) {
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	d, err := admitRetrying(ctx, client.New(5*time.Second), url, client.AdmitRequest{}, &progress)
+	d, err := admitRetrying(ctx, client.New(5*time.Second), url, api.AdmissionRequest{}, &progress)
 	if err != nil || d == nil || !d.Allowed || calls.Load() != 3 {
 		t.Fatalf("got %+v %v after %d calls", d, err, calls.Load())
 	}
@@ -63,7 +64,7 @@ func TestJoinRetriesWhatWillPass(t *testing.T) {
 func TestJoinStopsAtPermanentDeny(t *testing.T) {
 	initialized := admission.Decision{DecisionID: "d1", Permanent: true, Reason: "init_state: ALREADY_INITIALIZED"}
 	url, calls := answers(t, decided(http.StatusForbidden, initialized))
-	d, err := admitRetrying(context.Background(), client.New(5*time.Second), url, client.AdmitRequest{}, &bytes.Buffer{})
+	d, err := admitRetrying(context.Background(), client.New(5*time.Second), url, api.AdmissionRequest{}, &bytes.Buffer{})
 	if err != nil || d == nil || d.Allowed || calls.Load() != 1 {
 		t.Fatalf("got %+v %v after %d calls", d, err, calls.Load())
 	}
@@ -75,7 +76,7 @@ func TestJoinTimeoutOnDenyReturnsIt(t *testing.T) {
 	url, calls := answers(t, decided(http.StatusForbidden, staging))
 	ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 	defer cancel()
-	d, err := admitRetrying(ctx, client.New(5*time.Second), url, client.AdmitRequest{}, &bytes.Buffer{})
+	d, err := admitRetrying(ctx, client.New(5*time.Second), url, api.AdmissionRequest{}, &bytes.Buffer{})
 	if err != nil || d == nil || d.Allowed || d.DecisionID != "d1" || calls.Load() < 2 {
 		t.Fatalf("got %+v %v after %d calls", d, err, calls.Load())
 	}
@@ -91,7 +92,7 @@ func TestJoinTimeoutMidCallReturnsLastDeny(t *testing.T) {
 	url, _ := answers(t, decided(http.StatusForbidden, staging), slow)
 	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
 	defer cancel()
-	d, err := admitRetrying(ctx, client.New(5*time.Second), url, client.AdmitRequest{}, &bytes.Buffer{})
+	d, err := admitRetrying(ctx, client.New(5*time.Second), url, api.AdmissionRequest{}, &bytes.Buffer{})
 	if err != nil || d == nil || d.DecisionID != "d1" {
 		t.Fatalf("got %+v %v, want the last deny", d, err)
 	}

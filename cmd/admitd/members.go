@@ -10,6 +10,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/render"
 )
@@ -117,7 +118,7 @@ or allowed but not applied), 2 usage, 3 denied.`,
 // changeCmd asks for a removal or a demotion and prints the decision as
 // join does: exit 0 applied, 3 denied, 1 error, 2 usage.
 func changeCmd(cmd *cobra.Command, demote bool) *cobra.Command {
-	var req client.ChangeRequest
+	var req api.ChangeRequest
 	var codes []string
 	var reason, output string
 	check := func() error {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/render"
 )
@@ -149,7 +150,7 @@ func waitVoters(ctx context.Context, cl *client.Client, server string, want int,
 // lacking says what the cluster lacks for want voters, all healthy and
 // nothing staged, "" when nothing. It changes only when the membership
 // does; why adds each staged non-voter's last promote decision.
-func lacking(view client.ClusterView, want int, why bool) string {
+func lacking(view api.ClusterView, want int, why bool) string {
 	if !view.Collected {
 		return "the topology was not collected: " + view.Error
 	}
@@ -194,7 +195,7 @@ func lacking(view client.ClusterView, want int, why bool) string {
 }
 
 // catchUp is the staged non-voters' progress, for the terminal line.
-func catchUp(view client.ClusterView) string {
+func catchUp(view api.ClusterView) string {
 	var b strings.Builder
 	for _, p := range view.Staging {
 		if c := p.CatchUp; c != nil && c.Collected {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/testutil"
 )
@@ -82,7 +83,7 @@ func clusterOf(servers ...facts.Server) func(http.ResponseWriter) {
 
 func stagedCluster(staged []string, servers ...facts.Server) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) {
-		v := client.ClusterView{Topology: facts.Topology{Section: facts.Section{Collected: true}, ConfigIndex: 7,
+		v := api.ClusterView{Topology: facts.Topology{Section: facts.Section{Collected: true}, ConfigIndex: 7,
 			Leader: facts.Leader{ID: "n1"}, Servers: servers, Staged: staged}}
 		for _, id := range staged {
 			v.Staging = append(v.Staging, admission.StageProgress{ID: id, AdmissionID: "a-" + id, Deadline: time.Now().Add(time.Minute),

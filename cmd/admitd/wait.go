@@ -9,6 +9,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 )
 
@@ -19,13 +20,13 @@ func staged(d *admission.Decision) bool {
 
 // waitPromotion waits for the promotion of staged decision d, showing its
 // progress on progress when that is a terminal.
-func waitPromotion(ctx context.Context, cl *client.Client, server string, d *admission.Decision, progress io.Writer) (*admission.Status, error) {
+func waitPromotion(ctx context.Context, cl *client.Client, server string, d *admission.Decision, progress io.Writer) (*api.AdmissionStatus, error) {
 	tty := isTerminal(progress)
 	defer clearLine(progress, tty)
-	return cl.AwaitPromotion(ctx, server, d, func(st *admission.Status) { showProgress(progress, tty, st) })
+	return cl.AwaitPromotion(ctx, server, d, func(st *api.AdmissionStatus) { showProgress(progress, tty, st) })
 }
 
-func showProgress(w io.Writer, tty bool, st *admission.Status) {
+func showProgress(w io.Writer, tty bool, st *api.AdmissionStatus) {
 	if !tty || st.Progress == nil {
 		return
 	}

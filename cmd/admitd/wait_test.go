@@ -13,6 +13,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 )
 
@@ -21,7 +22,7 @@ var stagedDecision = &admission.Decision{AdmissionID: "a1", Candidate: facts.Can
 
 // statusServer answers GET /v1/admissions/a1 with each state in turn, and
 // GET /v1/cluster with n4 as suffrage ("" for absent).
-func statusServer(t *testing.T, suffrage string, states ...string) string {
+func statusServer(t *testing.T, suffrage facts.Suffrage, states ...api.State) string {
 	t.Helper()
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -39,10 +40,10 @@ func statusServer(t *testing.T, suffrage string, states ...string) string {
 			return
 		}
 		i := min(int(calls.Add(1))-1, len(states)-1)
-		st := admission.Status{AdmissionID: "a1", State: states[i], Candidate: facts.Candidate{ID: "n4"},
+		st := api.AdmissionStatus{AdmissionID: "a1", State: states[i], Candidate: facts.Candidate{ID: "n4"},
 			Progress:  &admission.StageProgress{Deadline: time.Now().Add(time.Minute), CatchUp: &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7}},
-			Decisions: []*admission.Decision{{DecisionID: "d" + states[i], AdmissionID: "a1"}}}
-		if states[i] == admission.StatePromoted {
+			Decisions: []*admission.Decision{{DecisionID: "d" + string(states[i]), AdmissionID: "a1"}}}
+		if states[i] == api.StatePromoted {
 			st.Decisions[0].Applied = &admission.Applied{Suffrage: facts.Voter}
 		}
 		_ = json.NewEncoder(w).Encode(st)
@@ -52,8 +53,8 @@ func statusServer(t *testing.T, suffrage string, states ...string) string {
 }
 
 func TestWaitPromotionEndsOnASettledState(t *testing.T) {
-	for _, final := range []string{admission.StatePromoted, admission.StateRemoved} {
-		url := statusServer(t, "", admission.StateStaged, final)
+	for _, final := range []api.State{api.StatePromoted, api.StateRemoved} {
+		url := statusServer(t, "", api.StateStaged, final)
 		var progress bytes.Buffer
 		st, err := waitPromotion(context.Background(), client.New(5*time.Second), url, stagedDecision, &progress)
 		if err != nil || st.State != final {
@@ -70,7 +71,7 @@ func TestWaitPromotionEndsOnASettledState(t *testing.T) {
 func TestWaitPromotionWaitsForTheDecision(t *testing.T) {
 	var calls atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := admission.Status{AdmissionID: "a1", State: admission.StatePromoted, Candidate: facts.Candidate{ID: "n4"},
+		st := api.AdmissionStatus{AdmissionID: "a1", State: api.StatePromoted, Candidate: facts.Candidate{ID: "n4"},
 			Decisions: []*admission.Decision{{DecisionID: "admit", Phase: facts.PhaseAdmit, Applied: &admission.Applied{Suffrage: facts.Nonvoter}}}}
 		if calls.Add(1) > 3 {
 			promote := &admission.Decision{DecisionID: "promote", Phase: facts.PhasePromote, Applied: &admission.Applied{Suffrage: facts.Voter}}
@@ -80,13 +81,13 @@ func TestWaitPromotionWaitsForTheDecision(t *testing.T) {
 	}))
 	defer srv.Close()
 	st, err := waitPromotion(context.Background(), client.New(5*time.Second), srv.URL, stagedDecision, &bytes.Buffer{})
-	if err != nil || st.State != admission.StatePromoted || st.Decisions[0].DecisionID != "promote" {
+	if err != nil || st.State != api.StatePromoted || st.Decisions[0].DecisionID != "promote" {
 		t.Fatalf("want the promotion's decision, got %+v, %v (after %d calls)", st, err, calls.Load())
 	}
 }
 
 func TestWaitPromotionBoundedAndUnknown(t *testing.T) {
-	url := statusServer(t, facts.Nonvoter, admission.StateStaged)
+	url := statusServer(t, facts.Nonvoter, api.StateStaged)
 	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 	defer cancel()
 	if _, err := waitPromotion(ctx, client.New(5*time.Second), url, stagedDecision, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "not promoted before the wait ended") {
@@ -101,7 +102,7 @@ func TestWaitPromotionBoundedAndUnknown(t *testing.T) {
 
 // An admission an earlier leader settled is read from the configuration.
 func TestWaitPromotionSettledByAnEarlierLeader(t *testing.T) {
-	for suffrage, want := range map[string]string{facts.Voter: admission.StatePromoted, "": admission.StateRemoved} {
+	for suffrage, want := range map[facts.Suffrage]api.State{facts.Voter: api.StatePromoted, "": api.StateRemoved} {
 		st, err := waitPromotion(context.Background(), client.New(5*time.Second), statusServer(t, suffrage), stagedDecision, &bytes.Buffer{})
 		if err != nil || st.State != want {
 			t.Fatalf("n4 %q in the configuration: %+v, %v; want %s", suffrage, st, err, want)
@@ -111,7 +112,7 @@ func TestWaitPromotionSettledByAnEarlierLeader(t *testing.T) {
 
 func TestShowProgressOnATerminal(t *testing.T) {
 	var buf bytes.Buffer
-	st := &admission.Status{Candidate: facts.Candidate{ID: "n4"}, Progress: &admission.StageProgress{
+	st := &api.AdmissionStatus{Candidate: facts.Candidate{ID: "n4"}, Progress: &admission.StageProgress{
 		Deadline: time.Now().Add(time.Minute),
 		CatchUp:  &facts.CatchUp{Section: facts.Section{Collected: true}, Lag: 7, LastContactMS: 12, HealthyForMS: 2500}}}
 	showProgress(&buf, true, st)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 // maxResponse bounds what is read from a server.
@@ -44,38 +45,24 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("HTTP %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// AdmitRequest is the body of POST /v1/admissions.
-type AdmitRequest struct {
-	Candidate facts.Candidate `json:"candidate"`
-	DryRun    bool            `json:"dry_run"`
-	Explain   bool            `json:"explain,omitempty"`
-}
-
 // Admit asks server to admit a candidate. A 200 or 403 returns the
 // decision; anything else is a *StatusError or a transport error.
-func (c *Client) Admit(ctx context.Context, server string, req AdmitRequest) (*admission.Decision, error) {
+func (c *Client) Admit(ctx context.Context, server string, req api.AdmissionRequest) (*admission.Decision, error) {
 	body, _ := json.Marshal(req)
-	return c.decision(ctx, http.MethodPost, server, "/v1/admissions", body)
-}
-
-// ChangeRequest is the optional body of a removal or a demotion.
-type ChangeRequest struct {
-	DryRun   bool                `json:"dry_run,omitempty"`
-	Explain  bool                `json:"explain,omitempty"`
-	Override *admission.Override `json:"override,omitempty"`
+	return c.decision(ctx, http.MethodPost, server, api.AdmissionsPath, body)
 }
 
 // Remove asks server to remove member id; Demote to make it a non-voter.
 // A 200 or 403 returns the decision.
-func (c *Client) Remove(ctx context.Context, server, id string, req ChangeRequest) (*admission.Decision, error) {
+func (c *Client) Remove(ctx context.Context, server, id string, req api.ChangeRequest) (*admission.Decision, error) {
 	body, _ := json.Marshal(req)
-	return c.decision(ctx, http.MethodDelete, server, "/v1/members/"+url.PathEscape(id), body)
+	return c.decision(ctx, http.MethodDelete, server, api.MembersPath+"/"+url.PathEscape(id), body)
 }
 
 // Demote asks server to make the voter id a non-voter.
-func (c *Client) Demote(ctx context.Context, server, id string, req ChangeRequest) (*admission.Decision, error) {
+func (c *Client) Demote(ctx context.Context, server, id string, req api.ChangeRequest) (*admission.Decision, error) {
 	body, _ := json.Marshal(req)
-	return c.decision(ctx, http.MethodPost, server, "/v1/members/"+url.PathEscape(id)+"/demote", body)
+	return c.decision(ctx, http.MethodPost, server, api.MembersPath+"/"+url.PathEscape(id)+"/demote", body)
 }
 
 // decision makes a call whose 200 and 403 answers are decisions.
@@ -104,26 +91,19 @@ func (c *Client) decision(ctx context.Context, method, server, path string, body
 // State reads a node's /v1/state.
 func (c *Client) State(ctx context.Context, server string) (facts.NodeState, error) {
 	var st facts.NodeState
-	return st, c.getJSON(ctx, server, "/v1/state", &st)
+	return st, c.getJSON(ctx, server, facts.StatePath, &st)
 }
 
 // Admission reads where a staged admission stands.
-func (c *Client) Admission(ctx context.Context, server, id string) (*admission.Status, error) {
-	var st admission.Status
-	return &st, c.getJSON(ctx, server, "/v1/admissions/"+url.PathEscape(id), &st)
-}
-
-// ClusterView is /v1/cluster: the topology, and the progress of the
-// staged non-voters.
-type ClusterView struct {
-	facts.Topology
-	Staging []admission.StageProgress `json:"staging"`
+func (c *Client) Admission(ctx context.Context, server, id string) (*api.AdmissionStatus, error) {
+	var st api.AdmissionStatus
+	return &st, c.getJSON(ctx, server, api.AdmissionsPath+"/"+url.PathEscape(id), &st)
 }
 
 // Cluster reads a node's /v1/cluster.
-func (c *Client) Cluster(ctx context.Context, server string) (ClusterView, error) {
-	var v ClusterView
-	return v, c.getJSON(ctx, server, "/v1/cluster", &v)
+func (c *Client) Cluster(ctx context.Context, server string) (api.ClusterView, error) {
+	var v api.ClusterView
+	return v, c.getJSON(ctx, server, api.ClusterPath, &v)
 }
 
 func (c *Client) getJSON(ctx context.Context, server, path string, v any) error {
@@ -159,12 +139,7 @@ func (c *Client) do(ctx context.Context, method, server, path string, body []byt
 }
 
 func readError(resp *http.Response) error {
-	var body struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
+	var body api.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &body) != nil || body.Error.Code == "" {
 		return &StatusError{Status: resp.StatusCode, Code: "UNKNOWN", Message: strings.TrimSpace(string(raw))}
@@ -175,7 +150,7 @@ func readError(resp *http.Response) error {
 // ClearTombstone lets a removed id be admitted again.
 func (c *Client) ClearTombstone(ctx context.Context, server, id string) error {
 	var out map[string]any
-	return c.deleteJSON(ctx, server, "/v1/tombstones/"+url.PathEscape(id), &out)
+	return c.deleteJSON(ctx, server, api.TombstonesPath+"/"+url.PathEscape(id), &out)
 }
 
 func (c *Client) deleteJSON(ctx context.Context, server, path string, v any) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 // PromotionPoll paces AwaitPromotion.
@@ -24,7 +25,7 @@ const recordGrace = 5 * time.Second
 // status read while it is still staged. An admission the current leader
 // does not know (an earlier leader decided it) is settled from the
 // configuration.
-func (c *Client) AwaitPromotion(ctx context.Context, server string, d *admission.Decision, progress func(*admission.Status)) (*admission.Status, error) {
+func (c *Client) AwaitPromotion(ctx context.Context, server string, d *admission.Decision, progress func(*api.AdmissionStatus)) (*api.AdmissionStatus, error) {
 	id := d.AdmissionID
 	var settledAt time.Time // when the admission was first seen settled
 	for {
@@ -60,12 +61,12 @@ func (c *Client) AwaitPromotion(ctx context.Context, server string, d *admission
 // fromCluster settles an admission the current leader does not know from
 // the configuration: a voter was promoted, a candidate no longer there was
 // removed; still a non-voter (its stage record lost) is left to the caller.
-func (c *Client) fromCluster(ctx context.Context, server string, d *admission.Decision) *admission.Status {
+func (c *Client) fromCluster(ctx context.Context, server string, d *admission.Decision) *api.AdmissionStatus {
 	topo, err := c.Cluster(ctx, server)
 	if err != nil || !topo.Collected {
 		return nil
 	}
-	st := &admission.Status{AdmissionID: d.AdmissionID, Candidate: d.Candidate, State: admission.StateRemoved}
+	st := &api.AdmissionStatus{AdmissionID: d.AdmissionID, Candidate: d.Candidate, State: api.StateRemoved}
 	for _, s := range topo.Servers {
 		if s.ID != d.Candidate.ID || s.Address != d.Candidate.RaftAddr {
 			continue
@@ -73,18 +74,18 @@ func (c *Client) fromCluster(ctx context.Context, server string, d *admission.De
 		if s.Suffrage != facts.Voter {
 			return nil
 		}
-		st.State = admission.StatePromoted
+		st.State = api.StatePromoted
 	}
 	return st
 }
 
-func settled(st *admission.Status) bool { return st.State != admission.StateStaged }
+func settled(st *api.AdmissionStatus) bool { return st.State != api.StateStaged }
 
 // recorded says the newest decision is the one that settled the
 // admission. An admission the current leader did not decide (no
 // decisions) has none to wait for.
-func recorded(st *admission.Status) bool {
-	if st.State != admission.StatePromoted || len(st.Decisions) == 0 {
+func recorded(st *api.AdmissionStatus) bool {
+	if st.State != api.StatePromoted || len(st.Decisions) == 0 {
 		return true
 	}
 	n := st.Decisions[0]

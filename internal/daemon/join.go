@@ -10,6 +10,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/raftglue"
 )
@@ -28,7 +29,7 @@ func join(ctx context.Context, cfg Config, node *raftglue.Node) error {
 	ctx, cancel := context.WithTimeout(ctx, cfg.JoinTimeout)
 	defer cancel()
 	cl := joinClient(cfg)
-	req := client.AdmitRequest{Candidate: facts.Candidate{ID: cfg.ID, RaftAddr: node.Addr(), APIURL: cfg.APIURL}}
+	req := api.AdmissionRequest{Candidate: facts.Candidate{ID: cfg.ID, RaftAddr: node.Addr(), APIURL: cfg.APIURL}}
 	backoff := joinBackoffMin
 	for attempt := 1; ; attempt++ {
 		for _, url := range cfg.Join {
@@ -55,7 +56,7 @@ func join(ctx context.Context, cfg Config, node *raftglue.Node) error {
 }
 
 // joinOnce asks one server; done means admitted, an error means give up.
-func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url string, req client.AdmitRequest, node *raftglue.Node) (bool, error) {
+func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url string, req api.AdmissionRequest, node *raftglue.Node) (bool, error) {
 	d, err := cl.Admit(ctx, url, req)
 	var se *client.StatusError
 	if errors.As(err, &se) && (se.Status == http.StatusBadRequest || se.Status == http.StatusUnauthorized) {
@@ -67,10 +68,10 @@ func joinOnce(ctx context.Context, log hclog.Logger, cl *client.Client, url stri
 	}
 	switch {
 	case d.Allowed && d.AlreadyMember != "":
-		log.Info("already a member", "as", d.AlreadyMember, "decision_id", d.DecisionID, "by", d.DecidedBy)
+		log.Info("already a member", "as", string(d.AlreadyMember), "decision_id", d.DecisionID, "by", d.DecidedBy)
 		return true, nil
 	case d.Allowed && d.Applied != nil:
-		log.Info("admitted", "as", d.Applied.Suffrage, "decision_id", d.DecisionID, "admission_id", d.AdmissionID,
+		log.Info("admitted", "as", string(d.Applied.Suffrage), "decision_id", d.DecisionID, "admission_id", d.AdmissionID,
 			"by", d.DecidedBy, "index", d.Applied.Index)
 		return true, nil
 	case d.Permanent:

@@ -92,9 +92,9 @@ func stageRows(w io.Writer, s admission.StageResult) {
 // outcome marks a stage whose denies only warn.
 func outcome(s admission.StageResult) string {
 	if s.Enforcement == admission.EnforcementWarn {
-		return s.Outcome + " (warn mode)"
+		return string(s.Outcome) + " (warn mode)"
 	}
-	return s.Outcome
+	return string(s.Outcome)
 }
 
 // explainRows lists, after the table, what --explain found per stage.
@@ -129,7 +129,7 @@ func shortRev(r string) string {
 
 func appliedText(d *admission.Decision) string {
 	if d.AlreadyMember != "" {
-		return "  already a " + d.AlreadyMember + ": nothing applied"
+		return "  already a " + string(d.AlreadyMember) + ": nothing applied"
 	}
 	if d.Removed != nil {
 		text := fmt.Sprintf("  removed: %s at index %d", d.Removed.Suffrage, d.Removed.Index)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 func (s *Server) handleAdmissionStatus(w http.ResponseWriter, r *http.Request) {
@@ -21,15 +22,15 @@ func (s *Server) handleAdmissionStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status, error) {
-	st := &admission.Status{AdmissionID: id, Decisions: s.admissionDecisions(id)}
+func (s *Server) admissionStatus(r *http.Request, id string) (*api.AdmissionStatus, error) {
+	st := &api.AdmissionStatus{AdmissionID: id, Decisions: s.admissionDecisions(id)}
 	if sp, ok := s.gate.ProgressOf(id); ok {
-		st.State, st.Candidate, st.Progress = admission.StateStaged, sp.Candidate, &sp
+		st.State, st.Candidate, st.Progress = api.StateStaged, sp.Candidate, &sp
 		return s.promotedYet(r, st)
 	}
 	for cid, stage := range s.node.Staged() {
 		if stage.AdmissionID == id { // staged, not yet checked by this leader
-			st.State = admission.StateStaged
+			st.State = api.StateStaged
 			st.Candidate = facts.Candidate{ID: cid, RaftAddr: stage.RaftAddr, APIURL: stage.APIURL}
 			return s.promotedYet(r, st)
 		}
@@ -49,28 +50,28 @@ func (s *Server) admissionStatus(r *http.Request, id string) (*admission.Status,
 
 // promotedYet answers a staged admission from the configuration once it
 // has moved: the promotion commits a moment before the stage record ends.
-func (s *Server) promotedYet(r *http.Request, st *admission.Status) (*admission.Status, error) {
+func (s *Server) promotedYet(r *http.Request, st *api.AdmissionStatus) (*api.AdmissionStatus, error) {
 	suffrage, present, err := s.node.HasMember(r.Context(), st.Candidate.ID, st.Candidate.RaftAddr)
 	if err == nil && present && suffrage == facts.Voter {
-		st.State, st.Progress = admission.StatePromoted, nil
+		st.State, st.Progress = api.StatePromoted, nil
 	}
 	return st, nil
 }
 
 // settledState names the outcome of an admission that is no longer staged
 // from its decisions and the candidate's membership now.
-func settledState(ds []*admission.Decision, suffrage string, present bool) string {
+func settledState(ds []*admission.Decision, suffrage facts.Suffrage, present bool) api.State {
 	switch {
 	case present && suffrage == facts.Voter && ds[len(ds)-1].Applied != nil && ds[len(ds)-1].Applied.Suffrage == facts.Voter:
-		return admission.StateAdmitted
+		return api.StateAdmitted
 	case present && suffrage == facts.Voter:
-		return admission.StatePromoted
+		return api.StatePromoted
 	case present:
-		return admission.StateStaged // its stage record was lost; see the log
+		return api.StateStaged // its stage record was lost; see the log
 	case ds[len(ds)-1].Applied == nil:
-		return admission.StateDenied
+		return api.StateDenied
 	}
-	return admission.StateRemoved
+	return api.StateRemoved
 }
 
 // admissionDecisions are the decisions of one admission, newest first,

@@ -5,6 +5,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 func TestSettledState(t *testing.T) {
@@ -16,16 +17,16 @@ func TestSettledState(t *testing.T) {
 	cases := []struct {
 		name     string
 		ds       []*admission.Decision // newest first
-		suffrage string
+		suffrage facts.Suffrage
 		present  bool
-		want     string
+		want     api.State
 	}{
-		{"direct voter", []*admission.Decision{direct}, facts.Voter, true, admission.StateAdmitted},
-		{"promoted", []*admission.Decision{promoted, staged}, facts.Voter, true, admission.StatePromoted},
-		{"promoted by an earlier leader", []*admission.Decision{staged}, facts.Voter, true, admission.StatePromoted},
-		{"removed at its deadline", []*admission.Decision{removed, staged}, "", false, admission.StateRemoved},
-		{"denied", []*admission.Decision{denied}, "", false, admission.StateDenied},
-		{"non-voter without a stage record", []*admission.Decision{staged}, facts.Nonvoter, true, admission.StateStaged},
+		{"direct voter", []*admission.Decision{direct}, facts.Voter, true, api.StateAdmitted},
+		{"promoted", []*admission.Decision{promoted, staged}, facts.Voter, true, api.StatePromoted},
+		{"promoted by an earlier leader", []*admission.Decision{staged}, facts.Voter, true, api.StatePromoted},
+		{"removed at its deadline", []*admission.Decision{removed, staged}, "", false, api.StateRemoved},
+		{"denied", []*admission.Decision{denied}, "", false, api.StateDenied},
+		{"non-voter without a stage record", []*admission.Decision{staged}, facts.Nonvoter, true, api.StateStaged},
 	}
 	for _, c := range cases {
 		if got := settledState(c.ds, c.suffrage, c.present); got != c.want {

@@ -9,24 +9,16 @@ import (
 	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
-
-// AdmissionRequest is the body of POST /v1/admissions.
-type AdmissionRequest struct {
-	Candidate facts.Candidate `json:"candidate"`
-	DryRun    bool            `json:"dry_run"`
-	// Explain asks for the rules that fired or failed in each evaluated
-	// stage (costly: only when asked).
-	Explain bool `json:"explain,omitempty"`
-}
 
 // forwardedHeader marks a request a follower passed on, so a node that is
 // no longer leader answers instead of forwarding again.
 const forwardedHeader = "X-Admitd-Forwarded-By"
 
 // DecodeAdmissionRequest reads a request strictly and validates it.
-func DecodeAdmissionRequest(body []byte, selfID, selfRaft string) (AdmissionRequest, error) {
-	var req AdmissionRequest
+func DecodeAdmissionRequest(body []byte, selfID, selfRaft string) (api.AdmissionRequest, error) {
+	var req api.AdmissionRequest
 	if err := facts.StrictUnmarshal(body, &req); err != nil {
 		return req, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
@@ -71,7 +63,7 @@ func (s *Server) handleAdmissions(w http.ResponseWriter, r *http.Request) {
 }
 
 // Admit runs one admission through the gate.
-func (s *Server) Admit(ctx context.Context, req AdmissionRequest) (*admission.Decision, error) {
+func (s *Server) Admit(ctx context.Context, req api.AdmissionRequest) (*admission.Decision, error) {
 	return s.gate.AdmitRequest(ctx, admitd.Request{Candidate: req.Candidate, DryRun: req.DryRun, Explain: req.Explain})
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 func auditDecision(id, admissionID string) *admission.Decision {
@@ -124,8 +125,8 @@ func TestEvaluationsDoNotFlushAdmissions(t *testing.T) {
 	}
 
 	r = pcall(t, http.MethodGet, leader.url+"/v1/admissions/"+d.AdmissionID, nil, auth)
-	var st admission.Status
-	if err := json.Unmarshal(r.body, &st); err != nil || r.status != http.StatusOK || st.State != admission.StateStaged ||
+	var st api.AdmissionStatus
+	if err := json.Unmarshal(r.body, &st); err != nil || r.status != http.StatusOK || st.State != api.StateStaged ||
 		!slices.Contains(decisionIDs(st.Decisions), d.DecisionID) {
 		t.Fatalf("GET /v1/admissions/%s: %d %s", d.AdmissionID, r.status, r.body)
 	}

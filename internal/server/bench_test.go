@@ -12,6 +12,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/server"
 	"github.com/admitd/admitd/raftglue"
 )
@@ -84,7 +85,7 @@ func BenchmarkEvaluateHandler(b *testing.B) {
 func BenchmarkDryRunAdmission(b *testing.B) {
 	_, srv, _ := benchNode(b, "n1", true)
 	cand, _, candURL := benchNode(b, "n2", false)
-	req := server.AdmissionRequest{
+	req := api.AdmissionRequest{
 		Candidate: facts.Candidate{ID: cand.ID(), RaftAddr: cand.Addr(), APIURL: candURL},
 		DryRun:    true,
 	}

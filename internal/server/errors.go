@@ -8,18 +8,9 @@ import (
 	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/raftglue"
 )
-
-// APIError is the contract's error body.
-type APIError struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-type errorBody struct {
-	Error APIError `json:"error"`
-}
 
 // Sentinel errors of the HTTP layer.
 var (
@@ -75,7 +66,7 @@ func statusOf(err error) (int, string) {
 
 func writeError(w http.ResponseWriter, err error) {
 	status, code := statusOf(err)
-	writeJSON(w, status, errorBody{Error: APIError{Code: code, Message: err.Error()}})
+	writeJSON(w, status, api.ErrorBody{Error: api.Error{Code: code, Message: err.Error()}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

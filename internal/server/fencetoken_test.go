@@ -16,6 +16,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/raftglue"
 )
 
@@ -249,7 +250,7 @@ func TestAdmittedEndpointTakesProofOnce(t *testing.T) {
 	}
 	refuse := func(what string, r panswer) {
 		t.Helper()
-		var e errorBody
+		var e api.ErrorBody
 		if r.status != http.StatusUnauthorized || json.Unmarshal(r.body, &e) != nil || e.Error.Code != "UNAUTHENTICATED" {
 			t.Fatalf("%s: %d %s, want 401 UNAUTHENTICATED", what, r.status, r.body)
 		}

@@ -6,17 +6,9 @@ import (
 	"net/http"
 
 	"github.com/admitd/admitd"
-	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
-
-// ChangeRequest is the optional body of DELETE /v1/members/{id} and
-// POST /v1/members/{id}/demote.
-type ChangeRequest struct {
-	DryRun   bool                `json:"dry_run"`
-	Explain  bool                `json:"explain"`
-	Override *admission.Override `json:"override"`
-}
 
 // handleRemoveMember decides on removing a member and, on an allow,
 // removes it and tombstones its id: 200 applied, 403 denied (both with the
@@ -36,7 +28,7 @@ func (s *Server) handleChange(w http.ResponseWriter, r *http.Request, demote boo
 		writeError(w, err)
 		return
 	}
-	var req ChangeRequest
+	var req api.ChangeRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := facts.StrictUnmarshal(body, &req); err != nil {
 			writeError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))

@@ -116,7 +116,7 @@ func (o *ops) activated(e *admission.Engine) {
 func (o *ops) recorded(d *admission.Decision, via string) {
 	mvia := admitd.MetricVia(d, via) // the gate's decision metrics' label: /v1/evaluate never counts as an admission
 	for _, st := range d.Stages {
-		o.stageOutcomes.WithLabelValues(mvia, st.Name, st.Outcome).Inc()
+		o.stageOutcomes.WithLabelValues(mvia, st.Name, string(st.Outcome)).Inc()
 		for _, v := range st.Warn {
 			o.warns.WithLabelValues(mvia, st.Name, v.Code).Inc()
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
 	"github.com/admitd/admitd/policies"
@@ -244,7 +245,7 @@ func TestBrokenPolicyKeepsOldRevision(t *testing.T) {
 			dir.Store(policyCopy(t, c.files))
 			r := post(t, n.http.URL+"/v1/policies/reload", "")
 			var body struct {
-				Error  server.APIError     `json:"error"`
+				Error  api.Error           `json:"error"`
 				Reload server.ReloadResult `json:"reload"`
 			}
 			if err := json.Unmarshal(r.body, &body); err != nil || r.status != http.StatusUnprocessableEntity {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/admitd/admitd/admission"
+	"github.com/admitd/admitd/internal/api"
 )
 
 // ReloadFunc builds a complete new policy set: read, compiled under its
@@ -106,7 +107,7 @@ func (s *Server) Reload(ctx context.Context, trigger string) (ReloadResult, erro
 
 // reloadFailedBody is the contract's error body with the reload's report.
 type reloadFailedBody struct {
-	Error  APIError     `json:"error"`
+	Error  api.Error    `json:"error"`
 	Reload ReloadResult `json:"reload"`
 }
 
@@ -118,7 +119,7 @@ func (s *Server) handleReload(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, ErrReloadFailed):
 		writeJSON(w, http.StatusUnprocessableEntity, reloadFailedBody{
-			Error:  APIError{Code: "POLICY_RELOAD_FAILED", Message: err.Error()},
+			Error:  api.Error{Code: "POLICY_RELOAD_FAILED", Message: err.Error()},
 			Reload: res,
 		})
 	case err != nil:

@@ -17,6 +17,7 @@ import (
 	"github.com/admitd/admitd"
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/version"
 	"github.com/admitd/admitd/raftglue"
@@ -153,19 +154,19 @@ func (s *Server) SetEngine(e *admission.Engine) { s.gate.SetEngine(e) }
 // Handler routes the API.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/state", s.handleState)
-	mux.HandleFunc("GET /v1/cluster", s.handleCluster)
-	mux.HandleFunc("POST /v1/admissions", s.guard(s.limit(s.handleAdmissions)))
-	mux.HandleFunc("GET /v1/admissions/{id}", s.guard(s.handleAdmissionStatus))
+	mux.HandleFunc("GET "+facts.StatePath, s.handleState)
+	mux.HandleFunc("GET "+api.ClusterPath, s.handleCluster)
+	mux.HandleFunc("POST "+api.AdmissionsPath, s.guard(s.limit(s.handleAdmissions)))
+	mux.HandleFunc("GET "+api.AdmissionsPath+"/{id}", s.guard(s.handleAdmissionStatus))
 	// Not guarded: the leader never sends the token to a candidate; with
 	// one configured the body carries a proof of the admission (fence.go).
 	mux.HandleFunc("POST "+AdmittedPath, s.handleAdmitted)
 	if s.cfg.DebugEndpoints {
 		mux.HandleFunc("POST /v1/debug/fill", s.guard(s.handleFill))
 	}
-	mux.HandleFunc("DELETE /v1/members/{id}", s.guard(s.handleRemoveMember))
-	mux.HandleFunc("POST /v1/members/{id}/demote", s.guard(s.handleDemoteMember))
-	mux.HandleFunc("DELETE /v1/tombstones/{id}", s.guard(s.handleClearTombstone))
+	mux.HandleFunc("DELETE "+api.MembersPath+"/{id}", s.guard(s.handleRemoveMember))
+	mux.HandleFunc("POST "+api.MembersPath+"/{id}/demote", s.guard(s.handleDemoteMember))
+	mux.HandleFunc("DELETE "+api.TombstonesPath+"/{id}", s.guard(s.handleClearTombstone))
 	mux.HandleFunc("POST /v1/evaluate", s.handleEvaluate)
 	mux.HandleFunc("GET /v1/decisions", s.guard(s.handleDecisions))
 	mux.HandleFunc("GET /v1/decisions/{id}", s.guard(s.handleDecision))
@@ -200,13 +201,6 @@ func (s *Server) State() facts.NodeState {
 	}
 }
 
-// clusterView is /v1/cluster: the topology section, plus the progress of
-// the staged non-voters.
-type clusterView struct {
-	*facts.Topology
-	Staging []admission.StageProgress `json:"staging"`
-}
-
 // lastContactMS is the age of a last contact, -1 for never.
 func lastContactMS(t time.Time) float64 {
 	if t.IsZero() {
@@ -229,7 +223,7 @@ func (s *Server) handleCluster(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, clusterView{Topology: topo, Staging: s.gate.Progress()})
+	writeJSON(w, http.StatusOK, api.ClusterView{Topology: *topo, Staging: s.gate.Progress()})
 }
 
 func (s *Server) handleEvaluate(w http.ResponseWriter, r *http.Request) {

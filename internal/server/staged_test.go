@@ -15,6 +15,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
 	"github.com/admitd/admitd/raftglue"
@@ -41,10 +42,10 @@ func admitDecision(t *testing.T, leader, cand *testNode) admission.Decision {
 	return d
 }
 
-func admissionStatus(t *testing.T, leader *testNode, id string) admission.Status {
+func admissionStatus(t *testing.T, leader *testNode, id string) api.AdmissionStatus {
 	t.Helper()
 	r := do(t, http.MethodGet, leader.http.URL+"/v1/admissions/"+id, nil)
-	var st admission.Status
+	var st api.AdmissionStatus
 	if r.status != http.StatusOK || json.Unmarshal(r.body, &st) != nil {
 		t.Fatalf("GET admission %s: HTTP %d: %s", id, r.status, r.body)
 	}
@@ -66,7 +67,7 @@ func TestSecondCandidateWaitsForStaging(t *testing.T) {
 		t.Fatalf("second candidate: allowed %v, permanent %v, %s", d3.Allowed, d3.Permanent, d3.Reason)
 	}
 	st := admissionStatus(t, leader, d.AdmissionID)
-	if st.State != admission.StateStaged || st.Candidate.ID != "n2" {
+	if st.State != api.StateStaged || st.Candidate.ID != "n2" {
 		t.Fatalf("status %+v", st)
 	}
 	if m := metricsText(t, leader); !strings.Contains(m, "admitd_staged_nonvoters 1") {
@@ -97,7 +98,7 @@ func TestKeepUnpromotedLeavesNonvoter(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // several more rounds
 	st := admissionStatus(t, leader, d.AdmissionID)
 	suffrage, present, err := leader.node.HasMember(context.Background(), "n2", "")
-	if err != nil || !present || suffrage != facts.Nonvoter || st.State != admission.StateStaged {
+	if err != nil || !present || suffrage != facts.Nonvoter || st.State != api.StateStaged {
 		t.Fatalf("n2: %q present %v (%v), state %s; want a staged non-voter", suffrage, present, err, st.State)
 	}
 	n := 0
@@ -150,7 +151,7 @@ func TestUnpromotedRemovedAndLogged(t *testing.T) {
 	n2 := opsNode(t, "n2", false, nil)
 	d := admitDecision(t, leader, n2)
 	n2.http.Close() // never healthy again
-	waitFor(t, "the removal", func() bool { return admissionStatus(t, leader, d.AdmissionID).State == admission.StateRemoved })
+	waitFor(t, "the removal", func() bool { return admissionStatus(t, leader, d.AdmissionID).State == api.StateRemoved })
 
 	if _, present, err := leader.node.HasMember(context.Background(), "n2", ""); err != nil || present {
 		t.Fatalf("n2 still a member (%v)", err)

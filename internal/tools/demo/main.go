@@ -14,6 +14,7 @@ import (
 
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 	"github.com/admitd/admitd/internal/client"
 	"github.com/admitd/admitd/internal/tools/proc"
 )
@@ -97,7 +98,7 @@ func admitAll(start func(string, ...string) (*proc.Process, error), server strin
 	cl := client.New(30 * time.Second)
 	var staged *admission.Decision
 	for _, r := range rows {
-		d, err := cl.Admit(context.Background(), server, client.AdmitRequest{Candidate: r.cand})
+		d, err := cl.Admit(context.Background(), server, api.AdmissionRequest{Candidate: r.cand})
 		if err != nil {
 			fmt.Fprintf(tw, "%s\t%s\terror\t\t%v\t\t\n", r.cand.ID, r.what, err)
 			continue

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/admitd/admitd/facts"
+	"github.com/admitd/admitd/internal/api"
 )
 
 // DefaultGrace is how long Stop waits after SIGTERM before it kills.
@@ -187,8 +188,8 @@ func (p *Process) WaitLeader(timeout time.Duration) error {
 // WaitHealthyVoters waits until the node's /v1/cluster shows exactly n
 // healthy voters (as its leader sees them).
 func (p *Process) WaitHealthyVoters(n int, timeout time.Duration) error {
-	return p.poll(timeout, 100*time.Millisecond, "/v1/cluster", func(status int, body []byte) bool {
-		var t facts.Topology
+	return p.poll(timeout, 100*time.Millisecond, api.ClusterPath, func(status int, body []byte) bool {
+		var t api.ClusterView
 		if status != http.StatusOK || json.Unmarshal(body, &t) != nil || !t.Collected {
 			return false
 		}
