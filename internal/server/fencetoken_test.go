@@ -112,7 +112,7 @@ func pcall(t *testing.T, method, url string, body []byte, header http.Header) pa
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := pcallOnce(t, method, url, body, header)
-		var e errorBody
+		var e api.ErrorBody
 		if r.status != http.StatusServiceUnavailable || json.Unmarshal(r.body, &e) != nil || e.Error.Code != "NO_LEADER" ||
 			time.Now().After(deadline) {
 			return r
