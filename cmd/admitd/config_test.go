@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/admitd/admitd/internal/testutil"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -245,30 +246,7 @@ func clientEnvTable() string {
 
 // The generated tables of docs/configuration.md match the commands.
 func TestConfigurationDoc(t *testing.T) {
-	b, err := os.ReadFile(configurationDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	want := doc
-	for _, region := range []struct{ begin, end, table string }{
-		{keysBegin, keysEnd, configKeysTable()},
-		{envBegin, envEnd, clientEnvTable()},
-	} {
-		i, j := strings.Index(want, region.begin), strings.Index(want, region.end)
-		if i < 0 || j < i {
-			t.Fatalf("docs/configuration.md lacks the markers %s ... %s", region.begin, region.end)
-		}
-		want = want[:i+len(region.begin)] + "\n" + region.table + want[j:]
-	}
-	if want == doc {
-		return
-	}
-	if *updateConfigDoc {
-		if err := os.WriteFile(configurationDoc, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatal("docs/configuration.md is stale: run go test ./cmd/admitd -run TestConfigurationDoc -update-config-doc")
+	testutil.CheckGenerated(t, configurationDoc, *updateConfigDoc, "go test ./cmd/admitd -run TestConfigurationDoc -update-config-doc",
+		testutil.Region{Begin: keysBegin, End: keysEnd, Content: configKeysTable()},
+		testutil.Region{Begin: envBegin, End: envEnd, Content: clientEnvTable()})
 }

@@ -3,11 +3,12 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
+
+	"github.com/admitd/admitd/internal/testutil"
 )
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite the flags table of docs/operations.md")
@@ -40,24 +41,6 @@ func serveFlagsTable() string {
 
 // The flags table of docs/operations.md matches the command.
 func TestServeFlagsDoc(t *testing.T) {
-	b, err := os.ReadFile(operationsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i, j := strings.Index(doc, flagsBegin), strings.Index(doc, flagsEnd)
-	if i < 0 || j < i {
-		t.Fatal("docs/operations.md has no flags markers")
-	}
-	want := doc[:i+len(flagsBegin)] + "\n" + serveFlagsTable() + doc[j:]
-	if want == doc {
-		return
-	}
-	if *updateDocs {
-		if err := os.WriteFile(operationsDoc, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatal("docs/operations.md's flags table is stale: run go test ./cmd/admitd -run TestServeFlagsDoc -update-docs")
+	testutil.CheckGenerated(t, operationsDoc, *updateDocs, "go test ./cmd/admitd -run TestServeFlagsDoc -update-docs",
+		testutil.Region{Begin: flagsBegin, End: flagsEnd, Content: serveFlagsTable()})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/internal/testutil"
 	"github.com/admitd/admitd/internal/version"
 )
 
@@ -278,24 +279,6 @@ func TestMetricsDoc(t *testing.T) {
 			t.Errorf("%s is a %s, named like a %s", mf.GetName(), got, kind(mf.GetName()))
 		}
 	}
-	b, err := os.ReadFile(metricsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i, j := strings.Index(doc, seriesBegin), strings.Index(doc, seriesEnd)
-	if i < 0 || j < i {
-		t.Fatal("docs/metrics.md has no series markers")
-	}
-	want := doc[:i+len(seriesBegin)] + "\n" + seriesTable(docs) + doc[j:]
-	if want == doc {
-		return
-	}
-	if *updateDocs {
-		if err := os.WriteFile(metricsDoc, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	t.Fatal("docs/metrics.md's series table is stale: run go test ./internal/server -run TestMetricsDoc -update-docs")
+	testutil.CheckGenerated(t, metricsDoc, *updateDocs, "go test ./internal/server -run TestMetricsDoc -update-docs",
+		testutil.Region{Begin: seriesBegin, End: seriesEnd, Content: seriesTable(docs)})
 }
