@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/admitd/admitd/internal/testutil"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
@@ -66,7 +67,7 @@ func raftFamilies(t *testing.T) map[string]bool {
 func metricsNode(t *testing.T, id string) Config {
 	policies, _ := filepath.Abs("../../policies")
 	return Config{
-		ID: id, RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(), Policies: policies,
+		ID: id, RaftAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), DataDir: t.TempDir(), Policies: policies,
 		JoinTimeout: 30 * time.Second,
 		Logger:      hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: os.Stderr}),
 		Raft:        testRaft,

@@ -18,6 +18,7 @@ import (
 	"github.com/admitd/admitd/admission"
 	"github.com/admitd/admitd/internal/decisionlog"
 	"github.com/admitd/admitd/internal/server"
+	"github.com/admitd/admitd/internal/testutil"
 	"github.com/admitd/admitd/policies"
 )
 
@@ -56,7 +57,7 @@ func runDaemon(t *testing.T, ops OpsConfig, policies string) (string, *lockedBuf
 	t.Helper()
 	logs := &lockedBuffer{}
 	cfg := Config{
-		ID: "n1", RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(),
+		ID: "n1", RaftAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), DataDir: t.TempDir(),
 		Policies: policies, Bootstrap: true, Ops: ops, Raft: testRaft,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 	}
@@ -201,7 +202,7 @@ func untestedSet(t *testing.T) string {
 // accepts it, and then a warning says so.
 func TestUntestedPolicySetRefusedUnlessAllowed(t *testing.T) {
 	dir := untestedSet(t)
-	cfg := Config{ID: "n1", RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(),
+	cfg := Config{ID: "n1", RaftAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), DataDir: t.TempDir(),
 		Policies: dir, Bootstrap: true, Ops: OpsConfig{PolicyTests: true}, Logger: hclog.NewNullLogger()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,19 +10,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/admitd/admitd/internal/client"
+	"github.com/admitd/admitd/internal/testutil"
 	"github.com/admitd/admitd/internal/tlsconfig"
 	"github.com/admitd/admitd/internal/tlsconfig/tlstest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // Raft timeouts of the daemons these tests run. The suite runs packages
 // side by side under -race, and on a loaded 2-core machine a process's
@@ -46,7 +36,7 @@ func secureNode(t *testing.T, ca *tlstest.CA, id, token string) Config {
 	pair := ca.Issue(t, id, []string{tlstest.SPIFFE(id)}, nil)
 	policies, _ := filepath.Abs("../../policies")
 	return Config{
-		ID: id, RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t), DataDir: t.TempDir(), Policies: policies,
+		ID: id, RaftAddr: testutil.FreeAddr(t), HTTPAddr: testutil.FreeAddr(t), DataDir: t.TempDir(), Policies: policies,
 		Token: token, TLS: TLSFiles{Cert: pair.Cert, Key: pair.Key, CA: ca.File},
 		AdmissionRate: 5, AdmissionBurst: 10, JoinTimeout: 20 * time.Second,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: id, Level: hclog.Warn, Output: os.Stderr}),
