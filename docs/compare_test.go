@@ -21,7 +21,7 @@ tail two`, "\n")
 		{"same shape", `decision 0123456789abcdef0123456789abcdef policy sha256:aaaaaaaaaaaa config index 9
 2026-11-26T01:02:03.1Z [INFO] admitd.reload: SIGHUP: reloading policies
 PASS: 186/186
-data.x.test_a: PASS (9.9ms)
+data.x.test_a: PASS (981.7µs)
 tail one
 tail two`, true},
 		{"stale count", `...

@@ -12,8 +12,8 @@
 //     (stdout and stderr); in a ```sh block written as a session, lines
 //     starting with "$ " are commands and the others their output;
 //   - outputs are compared in shape: runs of blanks are one blank,
-//     timestamps, hex strings of 12 or more digits and decimal numbers are
-//     wildcards, "..." or "…" within a line matches anything, and a line
+//     timestamps, hex strings of 12 or more digits, durations and decimal
+//     numbers are wildcards, "..." or "…" within a line matches anything, and a line
 //     that is only "..." matches any number of lines; whole numbers must
 //     match (a stale test count fails);
 //   - the session runs in a copy of the repository, every 127.0.0.1 port
@@ -348,6 +348,8 @@ var normalizers = []struct {
 }{
 	{regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})`), "<time>"},
 	{regexp.MustCompile(`\b[0-9a-f]{12,}\b`), "<hex>"},
+	// A duration's unit changes with its size (981.7µs, 1.2ms).
+	{regexp.MustCompile(`\b[0-9]+(\.[0-9]+)?(ns|µs|us|ms|s)\b`), "<dur>"},
 	{regexp.MustCompile(`[0-9]+\.[0-9]+`), "<num>"},
 	{regexp.MustCompile(`[ \t]+`), " "},
 }
