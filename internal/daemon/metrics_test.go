@@ -81,10 +81,10 @@ func TestMetricsLintAndRaftSeries(t *testing.T) {
 	before := subscribed()
 	n1 := metricsNode(t, "n1")
 	n1.Bootstrap = true
-	runNode(t, n1)
+	runNode(t, &n1)
 	n2 := metricsNode(t, "n2")
 	n2.Join = []string{"http://" + n1.HTTPAddr}
-	runNode(t, n2)
+	runNode(t, &n2)
 	url1, url2 := "http://"+n1.HTTPAddr, "http://"+n2.HTTPAddr
 	waitFor(t, "n2 admitted and replicating", func() bool {
 		resp, err := testClient.Get(url2 + "/v1/state")

@@ -61,15 +61,7 @@ func runDaemon(t *testing.T, ops OpsConfig, policies string) (string, *lockedBuf
 		Policies: policies, Bootstrap: true, Ops: ops, Raft: testRaft,
 		Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug}),
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	})
+	startDaemon(t, &cfg)
 	url := "http://" + cfg.HTTPAddr
 	waitFor(t, "ready", func() bool {
 		resp, err := testClient.Get(url + "/readyz")

@@ -44,17 +44,7 @@ func secureNode(t *testing.T, ca *tlstest.CA, id, token string) Config {
 	}
 }
 
-func runNode(t *testing.T, cfg Config) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s: %v", cfg.ID, err)
-		}
-	})
-}
+func runNode(t *testing.T, cfg *Config) { startDaemon(t, cfg) }
 
 // A node started with --join presents its certificate and the token, and
 // is admitted by a cluster that requires both.
@@ -62,10 +52,10 @@ func TestJoinWithTokenOverMutualTLS(t *testing.T) {
 	ca := tlstest.NewCA(t)
 	n1 := secureNode(t, ca, "n1", "tok")
 	n1.Bootstrap = true
-	runNode(t, n1)
+	runNode(t, &n1)
 	n2 := secureNode(t, ca, "n2", "tok")
 	n2.Join = []string{"https://" + n1.HTTPAddr}
-	runNode(t, n2)
+	runNode(t, &n2)
 
 	op := ca.Issue(t, "operator", nil, nil)
 	tlsCfg, err := tlsconfig.Client(op.Cert, op.Key, ca.File)
