@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -66,15 +67,20 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// freeAddr asks the OS for a free port on 127.0.0.1.
+// freeAddr finds a free port on 127.0.0.1 below the kernel's ephemeral
+// range (Linux: 32768 and up), so that no outgoing connection or port-0
+// listener takes it between this check and the node's bind.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free port on 127.0.0.1 in 20000-31999")
+	return ""
 }
 
 // opts says how to start a node; empty addresses and data dir are filled in.

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -250,9 +251,19 @@ func get(ctx context.Context, url string) (int, []byte, error) {
 	return resp.StatusCode, b, err
 }
 
-// FreeAddr asks the OS for a free loopback port and releases it, for a
-// server to listen on.
+// FreeAddr finds a free loopback port and releases it, for a server to
+// listen on. It picks below the kernel's ephemeral range (Linux: 32768 and
+// up), where the OS's own picks for port 0 and for outgoing connections
+// live: one of those could take the port between this check and the
+// server's bind, as seen under load.
 func FreeAddr() (string, error) {
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+rand.IntN(12000))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr, nil
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("free port on 127.0.0.1: %w", err)
